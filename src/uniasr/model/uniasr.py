@@ -1,0 +1,168 @@
+"""The two UniASR passes wired together (spec §3.7, §3.8).
+
+pass 1: feats -> encoder -> predictor -> decoder
+pass 2: cat(feats, encoder-1 output) -> stride conv -> encoder2 -> predictor2 -> decoder2
+
+Modes select the chunk-list entry `ind` and the pass: fast = (0, pass 1), normal = (0, pass 2),
+offline = (1, pass 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uniasr.model.chunking import ChunkLayout, merge_centres
+from uniasr.model.config import ChunkConfig, StrideConvConfig, UniASRConfig
+from uniasr.model.decoder import ScamaDecoder
+from uniasr.model.encoder import EncodedBlocks, SanmEncoder
+from uniasr.model.predictor import CifPredictor, CifResult, cif_from_blocks
+
+MODES = {"fast": (0, 1), "normal": (0, 2), "offline": (1, 2)}
+
+
+def mode_settings(mode: str) -> tuple[int, int]:
+    """mode -> (chunk index, pass)."""
+    try:
+        return MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}") from None
+
+
+class StrideConv(nn.Module):
+    """ReLU(Conv1d(k, stride s)) over zero-padded frames: [T, D] -> [(T-1)//s + 1, D]."""
+
+    def __init__(self, cfg: StrideConvConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.conv = nn.Conv1d(cfg.dim, cfg.dim, cfg.kernel_size, stride=cfg.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x.t().unsqueeze(0), (self.cfg.pad_left, self.cfg.pad_right))
+        return torch.relu(self.conv(x)).squeeze(0).t()
+
+
+@dataclass
+class PassOutput:
+    """What one pass produced for one utterance: encoder blocks and the CIF result."""
+
+    encoded: EncodedBlocks
+    cif: CifResult
+    chunk: ChunkConfig
+    pass_index: int
+
+    @property
+    def frame_ms(self) -> float:
+        """Duration of one encoder frame of this pass (60 ms LFR frames, doubled by the stride conv)."""
+        return 60.0 if self.pass_index == 1 else 120.0
+
+
+@dataclass
+class ScamaMemory:
+    """One utterance's encoder output as the decoder sees it (projected keys/values per cross block).
+
+    kv: per cross-attention block (keys, values) [N*C, A]; valid [N*C] bool; token_blocks [Ntok] long.
+    A step attends to the rows of the block where its token fires plus the centre rows of the
+    `look_back` previous blocks (spec §3.5.1).
+    """
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    valid: torch.Tensor
+    layout: ChunkLayout
+    token_blocks: torch.Tensor
+    look_back: int
+    cif_embeds: torch.Tensor
+    token_num: float
+
+    def step_rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Key row indices [M] into the flattened blocks and their mask [M] for decoding step `step`.
+
+        With no token fired at all (Σα < 1) FunASR has no mask row; we use block 0.
+        """
+        n = self.token_blocks.shape[0]
+        block = int(self.token_blocks[min(step, n - 1)]) if n else 0
+        c, p, s = self.layout.chunk_size, self.layout.pad_left, self.layout.stride
+        rows, ok = [], []
+        for j in range(self.look_back, 0, -1):
+            b = max(block - j, 0)
+            rows.append(torch.arange(b * c + p, b * c + p + s))
+            ok.append(torch.full((s,), block - j >= 0))
+        own = torch.arange(block * c, block * c + c)
+        rows.append(own)
+        ok.append(self.valid[own])
+        return torch.cat(rows), torch.cat(ok)
+
+    def cif_row(self, step: int) -> torch.Tensor:
+        if step < self.cif_embeds.shape[0]:
+            return self.cif_embeds[step]
+        return self.cif_embeds.new_zeros(self.cif_embeds.shape[1])
+
+
+class UniASR(nn.Module):
+    def __init__(self, cfg: UniASRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        for enc, pred in ((cfg.encoder, cfg.predictor), (cfg.encoder2, cfg.predictor2)):
+            if max(pred.l_order, pred.r_order) > enc.fsmn_pad:
+                raise ValueError(
+                    f"predictor orders ({pred.l_order}, {pred.r_order}) exceed the encoder's fsmn pad "
+                    f"{enc.fsmn_pad}: unsupported chunk geometry"
+                )
+        self.encoder = SanmEncoder(cfg.encoder)
+        self.predictor = CifPredictor(cfg.predictor)
+        self.decoder = ScamaDecoder(cfg.decoder)
+        self.stride_conv = StrideConv(cfg.stride_conv)
+        self.encoder2 = SanmEncoder(cfg.encoder2)
+        self.predictor2 = CifPredictor(cfg.predictor2)
+        self.decoder2 = ScamaDecoder(cfg.decoder2)
+
+    def pass_modules(self, pass_index: int) -> tuple[SanmEncoder, CifPredictor, ScamaDecoder]:
+        if pass_index == 1:
+            return self.encoder, self.predictor, self.decoder
+        return self.encoder2, self.predictor2, self.decoder2
+
+    def second_pass_input(self, feats: torch.Tensor, enc1: EncodedBlocks) -> torch.Tensor:
+        """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
+        return self.stride_conv(torch.cat([feats, merge_centres(enc1.blocks, enc1.layout)], dim=-1))
+
+    def predict(self, predictor: CifPredictor, encoded: list[EncodedBlocks]) -> list[CifResult]:
+        """Run the CIF predictor on all utterances' blocks at once."""
+        blocks = torch.cat([e.blocks for e in encoded])
+        valid = torch.cat([e.layout.row_valid() for e in encoded]).to(blocks.device)
+        centre = torch.cat([e.layout.centre_mask() for e in encoded]).to(blocks.device)
+        alphas = predictor.alphas(blocks, valid, centre)
+        out, start = [], 0
+        for e in encoded:
+            n = e.layout.num_blocks
+            out.append(cif_from_blocks(alphas[start : start + n], e.blocks, e.layout, predictor.cfg.threshold))
+            start += n
+        return out
+
+    def run(self, feats: list[torch.Tensor], mode: str) -> list[PassOutput]:
+        """Acoustic part of decoding for a batch of utterances: feats list of [T_i, F] (CMVN'd LFR)."""
+        ind, pass_index = mode_settings(mode)
+        encoded = self.encoder(feats, ind)
+        if pass_index == 2:
+            encoded = self.encoder2([self.second_pass_input(f, e) for f, e in zip(feats, encoded)], ind)
+        encoder, predictor, _ = self.pass_modules(pass_index)
+        cifs = self.predict(predictor, encoded)
+        chunk = encoder.chunk(ind)
+        return [PassOutput(e, c, chunk, pass_index) for e, c in zip(encoded, cifs)]
+
+    def scama_memory(self, out: PassOutput) -> ScamaMemory:
+        """Project one utterance's encoder output for its pass's decoder."""
+        _, _, decoder = self.pass_modules(out.pass_index)
+        lay = out.encoded.layout
+        flat = out.encoded.blocks.reshape(-1, out.encoded.blocks.shape[-1])
+        return ScamaMemory(
+            kv=decoder.project_memory(flat),
+            valid=lay.row_valid().reshape(-1),
+            layout=lay,
+            token_blocks=out.cif.fire_blocks,
+            look_back=out.chunk.decoder_look_back,
+            cif_embeds=out.cif.embeds,
+            token_num=out.cif.token_num,
+        )
