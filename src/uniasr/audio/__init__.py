@@ -1,0 +1,45 @@
+"""Audio input (any container, URL, bytes, arrays -> 16 kHz mono float32) and the FunASR feature frontend."""
+
+from uniasr.audio.features import (
+    Cmvn,
+    FeatureState,
+    Frontend,
+    FrontendConfig,
+    accept_samples,
+    apply_lfr,
+    compute_fbank,
+    finish,
+    finish_state,
+    init_feature_state,
+)
+from uniasr.audio.io import (
+    AudioError,
+    AudioSource,
+    audio_duration_seconds,
+    expand_inputs,
+    iter_audio_blocks,
+    load_audio,
+    read_wav_scp,
+    resample,
+)
+
+__all__ = [
+    "AudioError",
+    "AudioSource",
+    "Cmvn",
+    "FeatureState",
+    "Frontend",
+    "FrontendConfig",
+    "accept_samples",
+    "apply_lfr",
+    "audio_duration_seconds",
+    "compute_fbank",
+    "expand_inputs",
+    "finish",
+    "finish_state",
+    "init_feature_state",
+    "iter_audio_blocks",
+    "load_audio",
+    "read_wav_scp",
+    "resample",
+]

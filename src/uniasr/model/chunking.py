@@ -48,7 +48,13 @@ class ChunkLayout:
     def chunked_length(self) -> int:
         """Tc: length of FunASR's chunked layout (the last block stops at the last real frame)."""
         n = self.num_blocks
-        return (n - 1) * self.block_rows + self.fsmn_pad + self.pad_left + self.num_frames - (n - 1) * self.stride
+        return (
+            (n - 1) * self.block_rows
+            + self.fsmn_pad
+            + self.pad_left
+            + self.num_frames
+            - (n - 1) * self.stride
+        )
 
     @property
     def last_block_rows(self) -> int:
@@ -121,7 +127,13 @@ def encoder_attention_mask(layout: ChunkLayout, look_back: int) -> torch.Tensor:
 
 def scama_mask(layout: ChunkLayout, token_blocks: torch.Tensor, look_back: int) -> torch.Tensor:
     """[Ntok, Tc] 0/1 float: FunASR's SCAMA cross-attention mask (spec §3.5.1), for tests and export."""
-    tc, e, f, p, s = (layout.chunked_length, layout.block_rows, layout.fsmn_pad, layout.pad_left, layout.stride)
+    tc, e, f, p, s = (
+        layout.chunked_length,
+        layout.block_rows,
+        layout.fsmn_pad,
+        layout.pad_left,
+        layout.stride,
+    )
     row = torch.arange(tc)
     block, pos = row // e, row % e - f
     b = token_blocks.unsqueeze(1)

@@ -60,7 +60,8 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.output_dim % self.attention_heads:
             raise ValueError(
-                f"encoder output_dim={self.output_dim} is not divisible by attention_heads={self.attention_heads}"
+                f"encoder output_dim={self.output_dim} is not divisible by "
+                f"attention_heads={self.attention_heads}"
             )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"encoder kernel_size={self.kernel_size} must be odd")

@@ -101,7 +101,7 @@ class ScamaDecoder(nn.Module):
         return [b for b in self.blocks if b.cross is not None]
 
     def project_memory(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """memory [..., M, encoder_dim] -> per cross block (keys, values) [..., M, A] (not yet split in heads)."""
+        """memory [..., M, encoder_dim] -> per cross block (keys, values) [..., M, A]."""
         return [b.cross.kv(memory).chunk(2, dim=-1) for b in self.cross_blocks]
 
     def forward(
@@ -122,7 +122,10 @@ class ScamaDecoder(nn.Module):
             if block.cross is not None:
                 keys, values = next(cross_kv)
                 ctx = block.cross(
-                    block.norm_cross(x), block.cross.split_heads(keys), block.cross.split_heads(values), memory_mask
+                    block.norm_cross(x),
+                    block.cross.split_heads(keys),
+                    block.cross.split_heads(values),
+                    memory_mask,
                 )
                 x = x + block.dropout(ctx)
         return self._logits(x)

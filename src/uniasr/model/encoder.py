@@ -22,7 +22,7 @@ LN_EPS = 1e-12
 
 
 def sinusoidal_positions(num_frames: int, dim: int, start: int = 0, dtype=torch.float32) -> torch.Tensor:
-    """[T, dim] FunASR-style sinusoidal encoding of positions start+1 ... start+T (sin half, then cos half)."""
+    """[T, dim] FunASR-style sinusoidal encoding of positions start+1 ... start+T."""
     positions = torch.arange(start + 1, start + num_frames + 1, dtype=dtype)
     log_increment = torch.log(torch.tensor([10000.0], dtype=dtype)) / (dim / 2 - 1)
     inv_timescales = torch.exp(torch.arange(dim // 2, dtype=dtype) * -log_increment)
@@ -152,7 +152,9 @@ class SanmEncoder(nn.Module):
 
     def chunk(self, ind: int) -> ChunkConfig:
         if not 0 <= ind < len(self.cfg.chunks):
-            raise ValueError(f"decoding index {ind} out of range: this encoder has {len(self.cfg.chunks)} entries")
+            raise ValueError(
+                f"decoding index {ind} out of range: this encoder has {len(self.cfg.chunks)} entries"
+            )
         return self.cfg.chunks[ind]
 
     def layout(self, num_frames: int, ind: int) -> ChunkLayout:

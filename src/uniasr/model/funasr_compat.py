@@ -61,7 +61,9 @@ def _need(conf: dict, key: str, where: str) -> Any:
 def _check_class(raw: dict, key: str, allowed: set[str]) -> None:
     name = raw.get(key)
     if name not in allowed:
-        raise ModelDirError(f"config.yaml: {key}={name!r} is not supported; expected one of {sorted(allowed)}")
+        raise ModelDirError(
+            f"config.yaml: {key}={name!r} is not supported; expected one of {sorted(allowed)}"
+        )
 
 
 def _chunks(conf: dict, where: str) -> tuple[ChunkConfig, ...]:
@@ -81,7 +83,9 @@ def _chunks(conf: dict, where: str) -> tuple[ChunkConfig, ...]:
 
 def _encoder(conf: dict, input_dim: int, where: str) -> EncoderConfig:
     if conf.get("input_layer", "pe") != "pe":
-        raise ModelDirError(f"config.yaml: {where}.input_layer={conf['input_layer']!r} unsupported (need 'pe')")
+        raise ModelDirError(
+            f"config.yaml: {where}.input_layer={conf['input_layer']!r} unsupported (need 'pe')"
+        )
     if int(conf.get("sanm_shfit", 0)) != 0:
         raise ModelDirError(f"config.yaml: {where}.sanm_shfit={conf['sanm_shfit']} unsupported (need 0)")
     return EncoderConfig(
@@ -138,8 +142,14 @@ def _frontend(conf: dict) -> FrontendConfig:
 def parse_config(raw: dict, vocab_size: int) -> UniASRConfig:
     """FunASR 1.x or 0.x config.yaml contents -> UniASRConfig."""
     _check_class(raw, "model", SUPPORTED_MODELS)
-    for key, allowed in (("encoder", ENCODERS), ("encoder2", ENCODERS), ("decoder", DECODERS),
-                         ("decoder2", DECODERS), ("predictor", PREDICTORS), ("predictor2", PREDICTORS)):
+    for key, allowed in (
+        ("encoder", ENCODERS),
+        ("encoder2", ENCODERS),
+        ("decoder", DECODERS),
+        ("decoder2", DECODERS),
+        ("predictor", PREDICTORS),
+        ("predictor2", PREDICTORS),
+    ):
         _check_class(raw, key, allowed)
     frontend = _frontend(raw.get("frontend_conf") or {})
     feat_dim = frontend.feature_dim
@@ -160,7 +170,9 @@ def parse_config(raw: dict, vocab_size: int) -> UniASRConfig:
     )
     for key in ("ctc_weight", "ctc_weight2", "ctc2_weight"):
         if float(mc.get(key, 0.0)) != 0.0:
-            raise ModelDirError(f"config.yaml: model_conf.{key}={mc[key]} unsupported (UniASR ja uses no CTC)")
+            raise ModelDirError(
+                f"config.yaml: model_conf.{key}={mc[key]} unsupported (UniASR ja uses no CTC)"
+            )
     return UniASRConfig(
         frontend=frontend,
         encoder=enc,
@@ -252,21 +264,34 @@ def read_model_dir(path: str | Path) -> ModelDir:
 # --- state_dict names -------------------------------------------------------------------------------------
 
 _ENCODER_LAYER = (
-    ("attn.qkv.", "self_attn.linear_q_k_v."), ("attn.out.", "self_attn.linear_out."),
-    ("attn.fsmn.", "self_attn.fsmn_block."), ("ffn.w1.", "feed_forward.w_1."), ("ffn.w2.", "feed_forward.w_2."),
-    ("norm_attn.", "norm1."), ("norm_ffn.", "norm2."),
+    ("attn.qkv.", "self_attn.linear_q_k_v."),
+    ("attn.out.", "self_attn.linear_out."),
+    ("attn.fsmn.", "self_attn.fsmn_block."),
+    ("ffn.w1.", "feed_forward.w_1."),
+    ("ffn.w2.", "feed_forward.w_2."),
+    ("norm_attn.", "norm1."),
+    ("norm_ffn.", "norm2."),
 )
 _DECODER_FFN = (("w1.", "w_1."), ("norm.", "norm."), ("w2.", "w_2."))
 _DECODER_BLOCK = (
-    ("fsmn.", "self_attn.fsmn_block."), ("norm_ffn.", "norm1."), ("norm_fsmn.", "norm2."),
-    ("norm_cross.", "norm3."), ("cross.q.", "src_attn.linear_q."), ("cross.kv.", "src_attn.linear_k_v."),
+    ("fsmn.", "self_attn.fsmn_block."),
+    ("norm_ffn.", "norm1."),
+    ("norm_fsmn.", "norm2."),
+    ("norm_cross.", "norm3."),
+    ("cross.q.", "src_attn.linear_q."),
+    ("cross.kv.", "src_attn.linear_k_v."),
     ("cross.out.", "src_attn.linear_out."),
 ) + tuple(("ffn." + a, "feed_forward." + b) for a, b in _DECODER_FFN)
 _DECODER_TOP = (
-    ("embed.", "embed.0."), ("input_norm.", "embed_concat_ffn.0.norm1."),
-    ("output_ffn_norm.", "decoders3.0.norm1."), ("final_norm.", "after_norm."), ("output.", "output_layer."),
-) + tuple(("input_ffn." + a, "embed_concat_ffn.0.feed_forward." + b) for a, b in _DECODER_FFN) + tuple(
-    ("output_ffn." + a, "decoders3.0.feed_forward." + b) for a, b in _DECODER_FFN
+    (
+        ("embed.", "embed.0."),
+        ("input_norm.", "embed_concat_ffn.0.norm1."),
+        ("output_ffn_norm.", "decoders3.0.norm1."),
+        ("final_norm.", "after_norm."),
+        ("output.", "output_layer."),
+    )
+    + tuple(("input_ffn." + a, "embed_concat_ffn.0.feed_forward." + b) for a, b in _DECODER_FFN)
+    + tuple(("output_ffn." + a, "decoders3.0.feed_forward." + b) for a, b in _DECODER_FFN)
 )
 _PREDICTOR = (("conv.", "cif_conv1d."), ("proj.", "cif_output."))
 
@@ -337,3 +362,141 @@ def load_funasr_state_dict(model: torch.nn.Module, checkpoint: Path, config: Uni
 def funasr_state_dict(model: torch.nn.Module, config: UniASRConfig) -> dict[str, torch.Tensor]:
     """Our model's weights under FunASR's names (what `model.pt` holds)."""
     return {to_funasr_key(k, config): v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+# --- writing FunASR 1.x model dirs --------------------------------------------------------------------------
+
+
+def _encoder_conf(enc: EncoderConfig) -> dict:
+    return {
+        "output_size": enc.output_dim,
+        "attention_heads": enc.attention_heads,
+        "linear_units": enc.linear_units,
+        "num_blocks": enc.num_blocks,
+        "dropout_rate": enc.dropout,
+        "positional_dropout_rate": enc.dropout,
+        "attention_dropout_rate": enc.attention_dropout,
+        "input_layer": "pe",
+        "pos_enc_class": "SinusoidalPositionEncoder",
+        "normalize_before": True,
+        "kernel_size": enc.kernel_size,
+        "sanm_shfit": 0,
+        "selfattention_layer_type": "sanm",
+        "chunk_size": [c.chunk_size for c in enc.chunks],
+        "stride": [c.stride for c in enc.chunks],
+        "pad_left": [c.pad_left for c in enc.chunks],
+        "encoder_att_look_back_factor": [c.encoder_look_back for c in enc.chunks],
+        "decoder_att_look_back_factor": [c.decoder_look_back for c in enc.chunks],
+    }
+
+
+def _decoder_conf(dec: DecoderConfig) -> dict:
+    return {
+        "attention_dim": dec.attention_dim,
+        "attention_heads": dec.attention_heads,
+        "linear_units": dec.linear_units,
+        "num_blocks": dec.num_blocks,
+        "dropout_rate": dec.dropout,
+        "positional_dropout_rate": dec.dropout,
+        "self_attention_dropout_rate": dec.dropout,
+        "src_attention_dropout_rate": dec.dropout,
+        "att_layer_num": dec.att_layer_num,
+        "kernel_size": dec.kernel_size,
+        "concat_embeds": True,
+    }
+
+
+def config_to_funasr(cfg: UniASRConfig) -> dict:
+    """UniASRConfig -> a FunASR 1.x config.yaml mapping (what `AutoModel` reads)."""
+    fe, loss, sc = cfg.frontend, cfg.loss, cfg.stride_conv
+    return {
+        "model": "UniASR",
+        "model_conf": {
+            "ctc_weight": 0.0,
+            "lsm_weight": loss.lsm_weight,
+            "length_normalized_loss": loss.length_normalized_loss,
+            "predictor_weight": loss.predictor_weight,
+            "predictor2_weight": loss.predictor2_weight,
+            "decoder_attention_chunk_type": "chunk",
+            "decoder_attention_chunk_type2": "chunk",
+            "loss_weight_model1": loss.loss_weight_model1,
+        },
+        "encoder": "SANMEncoderChunkOpt",
+        "encoder_conf": _encoder_conf(cfg.encoder),
+        "decoder": "FsmnDecoderSCAMAOpt",
+        "decoder_conf": _decoder_conf(cfg.decoder),
+        "predictor": "CifPredictorV2",
+        "predictor_conf": {
+            "idim": cfg.predictor.dim,
+            "threshold": cfg.predictor.threshold,
+            "l_order": cfg.predictor.l_order,
+            "r_order": cfg.predictor.r_order,
+        },
+        "encoder2": "SANMEncoderChunkOpt",
+        "encoder2_conf": _encoder_conf(cfg.encoder2),
+        "decoder2": "FsmnDecoderSCAMAOpt",
+        "decoder2_conf": _decoder_conf(cfg.decoder2),
+        "predictor2": "CifPredictorV2",
+        "predictor2_conf": {
+            "idim": cfg.predictor2.dim,
+            "threshold": cfg.predictor2.threshold,
+            "l_order": cfg.predictor2.l_order,
+            "r_order": cfg.predictor2.r_order,
+        },
+        "stride_conv": "stride_conv1d",
+        "stride_conv_conf": {
+            "kernel_size": sc.kernel_size,
+            "stride": sc.stride,
+            "pad": [sc.pad_left, sc.pad_right],
+        },
+        "frontend": "WavFrontend",
+        "frontend_conf": {
+            "fs": fe.sample_rate,
+            "window": fe.window,
+            "n_mels": fe.n_mels,
+            "frame_length": fe.frame_length_ms,
+            "frame_shift": fe.frame_shift_ms,
+            "lfr_m": fe.lfr_m,
+            "lfr_n": fe.lfr_n,
+            "dither": 0.0,
+        },
+        "specaug": "SpecAugLFR",
+        "specaug_conf": {
+            "apply_time_warp": False,
+            "time_warp_window": 5,
+            "time_warp_mode": "bicubic",
+            "apply_freq_mask": True,
+            "freq_mask_width_range": [0, 30],
+            "lfr_rate": fe.lfr_n,
+            "num_freq_mask": 1,
+            "apply_time_mask": True,
+            "time_mask_width_range": [0, 12],
+            "num_time_mask": 1,
+        },
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "normalize": None,
+        "input_size": fe.feature_dim,
+    }
+
+
+def save_model_dir(
+    model: torch.nn.Module,
+    config: UniASRConfig,
+    tokens: list[str] | tuple[str, ...],
+    cmvn_path: str | Path,
+    out_dir: str | Path,
+    overwrite: bool = False,
+) -> Path:
+    """Write a FunASR 1.x model dir (config.yaml, model.pt, tokens.json, am.mvn)."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; refusing to overwrite a model dir")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "config.yaml", "w", encoding="utf-8") as f:
+        yaml.safe_dump(config_to_funasr(config), f, allow_unicode=True, sort_keys=False)
+    torch.save(funasr_state_dict(model, config), out / "model.pt")
+    (out / "tokens.json").write_text(json.dumps(list(tokens), ensure_ascii=False, indent=0), encoding="utf-8")
+    if Path(cmvn_path).resolve() != (out / "am.mvn").resolve():
+        (out / "am.mvn").write_bytes(Path(cmvn_path).read_bytes())
+    return out

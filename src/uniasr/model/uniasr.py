@@ -137,7 +137,9 @@ class UniASR(nn.Module):
         out, start = [], 0
         for e in encoded:
             n = e.layout.num_blocks
-            out.append(cif_from_blocks(alphas[start : start + n], e.blocks, e.layout, predictor.cfg.threshold))
+            out.append(
+                cif_from_blocks(alphas[start : start + n], e.blocks, e.layout, predictor.cfg.threshold)
+            )
             start += n
         return out
 

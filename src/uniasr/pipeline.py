@@ -1,0 +1,253 @@
+"""Recognizer: audio -> features -> UniASR passes -> search -> Result (and the `output_dir` writer)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from uniasr.audio.features import Cmvn, Frontend
+from uniasr.audio.io import AudioError, expand_inputs, load_audio
+from uniasr.decode.search import (
+    Hypothesis,
+    SearchOptions,
+    beam_search,
+    decoder_threads,
+    greedy_search,
+    hypothesis_tokens,
+)
+from uniasr.decode.tokens import TokenTable, token_times
+from uniasr.model.config import DecodingDefaults, UniASRConfig
+from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
+from uniasr.model.uniasr import PassOutput, UniASR, mode_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Alternative:
+    """One entry of the n-best list."""
+
+    text: str
+    tokens: list[str]
+    token_ids: list[int]
+    score: float
+
+
+@dataclass
+class Result:
+    """Recognition result of one utterance. Times are in ms from the start of the audio."""
+
+    key: str
+    text: str = ""
+    tokens: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    timestamps: list[tuple[int, int]] = field(default_factory=list)
+    score: float = 0.0
+    nbest: list[Alternative] = field(default_factory=list)
+    mode: str = ""
+    duration_s: float = 0.0
+    rtf: float = math.nan
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["timestamps"] = [list(t) for t in self.timestamps]
+        return d
+
+
+class Recognizer:
+    """A loaded UniASR model: shared, stateless, safe to call with many inputs.
+
+    >>> rec = load("path/to/model_dir")            # doctest: +SKIP
+    >>> rec.transcribe("clip.wav", mode="offline")   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: UniASR,
+        frontend: Frontend,
+        tokens: TokenTable,
+        defaults: DecodingDefaults = DecodingDefaults(),
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.frontend = frontend
+        self.tokens = tokens
+        self.defaults = defaults
+        self.device = torch.device(device)
+
+    @property
+    def config(self) -> UniASRConfig:
+        return self.model.cfg
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.cfg.sample_rate
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
+        md = read_model_dir(path)
+        model = UniASR(md.config)
+        load_funasr_state_dict(model, md.checkpoint_path, md.config)
+        frontend = Frontend(md.config.frontend, Cmvn.from_file(md.cmvn_path))
+        return cls(model, frontend, TokenTable(md.tokens), md.decoding, device)
+
+    # --- the pieces ---------------------------------------------------------------------------------------
+
+    def features(self, samples: np.ndarray) -> torch.Tensor:
+        """float32 mono samples at the model rate -> CMVN'd LFR features [T, F] on the model's device."""
+        feats = self.frontend(samples)
+        if feats.shape[0] == 0:
+            raise AudioError(
+                f"audio of {len(samples)} samples is too short: need at least "
+                f"{self.frontend.cfg.window_samples} samples ({self.frontend.cfg.frame_length_ms:g} ms)"
+            )
+        return torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)
+
+    def search_options(self, beam_size: int | None, nbest: int) -> SearchOptions:
+        beam = self.defaults.beam_size if beam_size is None else beam_size
+        return SearchOptions(beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax)
+
+    @torch.inference_mode()
+    def decode_features(
+        self, feats: Sequence[torch.Tensor], mode: str, opts: SearchOptions
+    ) -> list[tuple[PassOutput, list[Hypothesis]]]:
+        """Batch of feature matrices -> (acoustic output, n-best hypotheses) per utterance."""
+        outs = self.model.run(list(feats), mode)
+        _, _, decoder = self.model.pass_modules(outs[0].pass_index)
+        memories = [self.model.scama_memory(o) for o in outs]
+        search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
+        with decoder_threads(self.device):
+            hyps = search(decoder, memories, opts)
+        return list(zip(outs, hyps))
+
+    def make_result(
+        self, key: str, out: PassOutput, hyps: list[Hypothesis], mode: str, seconds: float
+    ) -> Result:
+        best = hyps[0]
+        steps = [i for i, t in enumerate(best.token_ids[1:-1]) if t not in (0, 1, 2)]
+        ids = hypothesis_tokens(best)
+        toks = self.tokens.to_tokens(ids)
+        times = token_times(steps, out.cif.fire_frames, out.cif.alphas, out.frame_ms)
+        alts = []
+        for h in hyps:
+            h_ids = hypothesis_tokens(h)
+            h_toks = self.tokens.to_tokens(h_ids)
+            alts.append(Alternative(self.tokens.detokenize(h_toks), h_toks, h_ids, h.score))
+        return Result(key, self.tokens.detokenize(toks), toks, ids, times, best.score, alts, mode, seconds)
+
+    # --- the main entry point -----------------------------------------------------------------------------
+
+    def transcribe(
+        self,
+        inputs: Any,
+        *,
+        mode: str | None = None,
+        beam_size: int | None = None,
+        nbest: int = 1,
+        source_rate: int | None = None,
+        batch_seconds: float = 120.0,
+        errors: str = "raise",
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        """Recognise one input or a list of inputs (paths, URLs, bytes, arrays, wav.scp files).
+
+        mode: fast | normal | offline (default: the model dir's decoding.yaml, else normal).
+        Utterances are decoded in length-sorted batches of at most `batch_seconds` of audio; results come
+        back in input order. errors="raise" stops at the first bad input; "report" returns a Result with
+        `error` set for it and goes on. `progress(n)` is called as inputs finish.
+        """
+        mode = mode or self.defaults.mode
+        mode_settings(mode)
+        if errors not in ("raise", "report"):
+            raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
+        opts = self.search_options(beam_size, nbest)
+        pairs = expand_inputs(inputs, source_rate=source_rate)
+        results: dict[int, Result] = {}
+        loaded: list[tuple[int, str, torch.Tensor, float]] = []
+        for i, (key, source) in enumerate(pairs):
+            try:
+                samples = load_audio(source, self.sample_rate, source_rate=source_rate, name=key)
+                loaded.append((i, key, self.features(samples), len(samples) / self.sample_rate))
+            except (AudioError, OSError) as e:
+                if errors == "raise":
+                    raise
+                log.warning("%s", e)
+                results[i] = Result(key, mode=mode, error=str(e))
+                if progress:
+                    progress(1)
+        for batch in _batches(loaded, batch_seconds):
+            t0 = time.perf_counter()
+            decoded = self.decode_features([f for _, _, f, _ in batch], mode, opts)
+            elapsed = time.perf_counter() - t0
+            for (i, key, _, seconds), (out, hyps) in zip(batch, decoded):
+                results[i] = self.make_result(key, out, hyps, mode, seconds)
+                results[i].rtf = elapsed / max(sum(b[3] for b in batch), 1e-9)
+            if progress:
+                progress(len(batch))
+        ordered = [results[i] for i in range(len(pairs))]
+        if output_dir is not None:
+            write_output_dir(ordered, output_dir, overwrite=overwrite)
+        return ordered
+
+
+def _batches(items: list[tuple[int, str, torch.Tensor, float]], batch_seconds: float):
+    """Length-sorted batches whose total audio stays under `batch_seconds` (a long item goes alone)."""
+    batch, total = [], 0.0
+    for item in sorted(items, key=lambda x: x[3]):
+        if batch and total + item[3] > batch_seconds:
+            yield batch
+            batch, total = [], 0.0
+        batch.append(item)
+        total += item[3]
+    if batch:
+        yield batch
+
+
+OUTPUT_FILES = ("text", "token", "score", "time_stamp", "rtf")
+
+
+def write_output_dir(results: Sequence[Result], output_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write `1best_recog/{text,token,score,time_stamp,rtf}` as Kaldi-style `key value` lines.
+
+    Existing files are never replaced unless `overwrite` is true.
+    """
+    out = Path(output_dir) / "1best_recog"
+    existing = [str(out / n) for n in OUTPUT_FILES if (out / n).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: (out / name).open("w", encoding="utf-8") for name in OUTPUT_FILES}
+    try:
+        for r in results:
+            if r.error is not None:
+                continue
+            files["text"].write(f"{r.key} {r.text}\n")
+            files["token"].write(f"{r.key} {' '.join(r.tokens)}\n")
+            files["score"].write(f"{r.key} {r.score:.6f}\n")
+            stamps = " ".join(f"{s},{e}" for s, e in r.timestamps)
+            files["time_stamp"].write(f"{r.key} {stamps}\n")
+            files["rtf"].write(f"{r.key} {r.rtf:.4f}\n")
+    finally:
+        for f in files.values():
+            f.close()
+    return out
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Recognizer:
+    """Load a FunASR 1.x or ModelScope 0.x UniASR model directory (or the bundled default model)."""
+    from uniasr.hub import resolve_model
+
+    return Recognizer.from_dir(resolve_model(path), device=device)
