@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from conftest import INPUTS, MODES
 from uniasr.audio.io import load_audio
+from uniasr.decode.scorer import TorchScorer
 from uniasr.decode.search import SearchOptions, beam_search, greedy_search
 from uniasr.model.chunking import ChunkLayout, encoder_attention_mask, split_blocks, to_chunked_layout
 from uniasr.model.config import ChunkConfig, EncoderConfig
@@ -85,8 +86,8 @@ def test_beam_one_equals_greedy(tiny_recognizer, mode):
     outs = rec.model.run(feats, mode)
     _, _, dec = rec.model.pass_modules(outs[0].pass_index)
     mems = [rec.model.scama_memory(o) for o in outs]
-    beam = beam_search(dec, mems, SearchOptions(beam_size=1))
-    greedy = greedy_search(dec, mems, SearchOptions(beam_size=1))
+    beam = beam_search(TorchScorer(dec, mems), len(mems), SearchOptions(beam_size=1))
+    greedy = greedy_search(TorchScorer(dec, mems), len(mems), SearchOptions(beam_size=1))
     for b, g in zip(beam, greedy):
         assert b[0].token_ids == g[0].token_ids
         assert b[0].score == pytest.approx(g[0].score, abs=1e-5)

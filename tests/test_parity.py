@@ -12,6 +12,7 @@ import torch
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES
 from uniasr.audio.io import load_audio
+from uniasr.decode.scorer import cross_memory
 from uniasr.model.chunking import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.uniasr import mode_settings
 
@@ -109,13 +110,9 @@ def test_decoder_logprobs_match_reference(fixture, stem, mode):
         prefix = [1] + ref["prefix_ids"].tolist()
         cache = decoder.init_cache(1)
         stepwise = []
-        from uniasr.decode.search import _cross_memory, _Utterance
-
-        utt = _Utterance(memory, 0)
         for i, tok in enumerate(prefix):
-            logp, cache = decoder.step(
-                torch.tensor([tok]), memory.cif_row(i)[None], _cross_memory(decoder, [utt], i), cache
-            )
+            cross = cross_memory(decoder, [memory], [1], i)
+            logp, cache = decoder.step(torch.tensor([tok]), memory.cif_row(i)[None], cross, cache)
             stepwise.append(logp[0])
         torch.testing.assert_close(torch.stack(stepwise), torch.from_numpy(ref["prefix_logp"]), **TOL)
         # teacher forced, FunASR's formulation: chunked memory + SCAMA mask rows

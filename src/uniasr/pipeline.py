@@ -15,14 +15,8 @@ import torch
 
 from uniasr.audio.features import Cmvn, Frontend
 from uniasr.audio.io import AudioError, expand_inputs, load_audio
-from uniasr.decode.search import (
-    Hypothesis,
-    SearchOptions,
-    beam_search,
-    decoder_threads,
-    greedy_search,
-    hypothesis_tokens,
-)
+from uniasr.decode.scorer import TorchScorer, decoder_threads
+from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
@@ -126,7 +120,7 @@ class Recognizer:
         memories = [self.model.scama_memory(o) for o in outs]
         search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
         with decoder_threads(self.device):
-            hyps = search(decoder, memories, opts)
+            hyps = search(TorchScorer(decoder, memories), len(memories), opts)
         return list(zip(outs, hyps))
 
     def make_result(
