@@ -1,0 +1,1 @@
+"""Synthetic Japanese speech corpus recipe (Open JTalk voices + augmentation); see README.md."""
