@@ -86,8 +86,8 @@ def test_beam_one_equals_greedy(tiny_recognizer, mode):
     outs = rec.model.run(feats, mode)
     _, _, dec = rec.model.pass_modules(outs[0].pass_index)
     mems = [rec.model.scama_memory(o) for o in outs]
-    beam = beam_search(TorchScorer(dec, mems), len(mems), SearchOptions(beam_size=1))
-    greedy = greedy_search(TorchScorer(dec, mems), len(mems), SearchOptions(beam_size=1))
+    beam = beam_search(TorchScorer(dec, mems), [m.token_num for m in mems], SearchOptions(beam_size=1))
+    greedy = greedy_search(TorchScorer(dec, mems), [m.token_num for m in mems], SearchOptions(beam_size=1))
     for b, g in zip(beam, greedy):
         assert b[0].token_ids == g[0].token_ids
         assert b[0].score == pytest.approx(g[0].score, abs=1e-5)

@@ -120,7 +120,7 @@ class Recognizer:
         memories = [self.model.scama_memory(o) for o in outs]
         search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
         with decoder_threads(self.device):
-            hyps = search(TorchScorer(decoder, memories), len(memories), opts)
+            hyps = search(TorchScorer(decoder, memories), [m.token_num for m in memories], opts)
         return list(zip(outs, hyps))
 
     def make_result(

@@ -31,45 +31,60 @@ def decoder_threads(device: torch.device, threads: int = 1) -> Iterator[None]:
 
 
 def cross_memory(
-    decoder: ScamaDecoder, memories: Sequence[ScamaMemory], counts: Sequence[int], step: int
+    decoder: ScamaDecoder, memories: Sequence[ScamaMemory], counts: Sequence[int], steps: Sequence[int]
 ) -> CrossMemory:
-    """Keys/values [Htot, H, M, dk] and mask [Htot, 1, M] for `counts[j]` hypotheses of `memories[j]`."""
+    """Keys/values [Htot, H, M, dk] and mask [Htot, 1, M] for `counts[j]` hypotheses of `memories[j]` at
+    decoding step `steps[j]`."""
     reps = torch.tensor(list(counts))
-    rows = [m.step_rows(step) for m in memories]
+    rows = [m.step_rows(s) for m, s in zip(memories, steps)]
     keys, values = [], []
     for layer, block in enumerate(decoder.cross_blocks):
         k = torch.stack([m.kv[layer][0][idx] for m, (idx, _) in zip(memories, rows)])
         v = torch.stack([m.kv[layer][1][idx] for m, (idx, _) in zip(memories, rows)])
-        keys.append(block.cross.split_heads(k).repeat_interleave(reps, dim=0))
-        values.append(block.cross.split_heads(v).repeat_interleave(reps, dim=0))
-    mask = torch.stack([ok for _, ok in rows]).to(keys[0].device if keys else None)
+        keys.append(block.cross.split_heads(k).repeat_interleave(reps.to(k.device), dim=0))
+        values.append(block.cross.split_heads(v).repeat_interleave(reps.to(v.device), dim=0))
+    mask = torch.stack([ok for _, ok in rows]).to(keys[0].device if keys else "cpu")
     return CrossMemory(keys, values, mask.repeat_interleave(reps.to(mask.device), dim=0).unsqueeze(1))
 
 
 class TorchScorer:
-    """StepScorer over a torch `ScamaDecoder` for a batch of utterances (see `uniasr.decode.search`)."""
+    """StepScorer over a torch `ScamaDecoder` for a batch of utterances (see `uniasr.decode.search`).
+
+    A cache is the FSMN cache [num_blocks, n_hyps, K-1, A] of one utterance.
+    """
 
     def __init__(self, decoder: ScamaDecoder, memories: Sequence[ScamaMemory]) -> None:
         self.decoder = decoder
         self.memories = list(memories)
         param = next(decoder.parameters())
         self.dtype, self.device = param.dtype, param.device
-        self.cache = decoder.init_cache(len(self.memories), device=self.device, dtype=self.dtype)
 
-    def token_num(self, utt: int) -> float:
-        return self.memories[utt].token_num
+    def initial_cache(self, utt: int) -> torch.Tensor:
+        return self.decoder.init_cache(1, device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
-    def score(self, utts: Sequence[int], counts: Sequence[int], tokens: np.ndarray, step: int) -> np.ndarray:
+    def score(
+        self,
+        utts: Sequence[int],
+        steps: Sequence[int],
+        tokens: Sequence[np.ndarray],
+        caches: Sequence[torch.Tensor],
+    ) -> tuple[list[np.ndarray], list[torch.Tensor]]:
         mems = [self.memories[u] for u in utts]
-        cif = torch.stack([m.cif_row(step) for m, n in zip(mems, counts) for _ in range(n)])
-        logp, self.cache = self.decoder.step(
-            torch.from_numpy(tokens).to(self.device),
+        counts = [len(t) for t in tokens]
+        cif = torch.stack([m.cif_row(s) for m, s, n in zip(mems, steps, counts) for _ in range(n)])
+        logp, cache = self.decoder.step(
+            torch.from_numpy(np.concatenate(tokens)).to(self.device),
             cif.to(self.dtype),
-            cross_memory(self.decoder, mems, counts, step),
-            self.cache,
+            cross_memory(self.decoder, mems, counts, steps),
+            torch.cat(list(caches), dim=1),
         )
-        return logp.float().cpu().numpy()
+        logp = logp.float().cpu().numpy()
+        bounds = np.cumsum([0, *counts])
+        return (
+            [logp[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+            list(cache.split(counts, dim=1)),
+        )
 
-    def keep(self, rows: np.ndarray) -> None:
-        self.cache = self.cache[:, torch.from_numpy(rows).to(self.device)]
+    def select(self, cache: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+        return cache[:, torch.as_tensor(list(rows), dtype=torch.long, device=cache.device)]

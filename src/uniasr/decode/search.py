@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,34 +45,55 @@ class Hypothesis:
 
 
 class StepScorer(Protocol):
-    """The decoder seen by the search (a torch module, an ONNX session, ...)."""
+    """The decoder seen by the search (a torch module, an ONNX session, ...). It keeps no state: each
+    utterance's decoder cache lives in its `SearchState`, so searches of many streams can share one call."""
 
-    def token_num(self, utt: int) -> float:
-        """Σα of utterance `utt` (sets its maximum number of steps)."""
+    def initial_cache(self, utt: int) -> Any:
+        """Decoder cache of utterance `utt` before the first step (one hypothesis)."""
 
-    def score(self, utts: Sequence[int], counts: Sequence[int], tokens: np.ndarray, step: int) -> np.ndarray:
-        """Log-probabilities [sum(counts), V] float32 for the running hypotheses at `step`.
+    def score(
+        self, utts: Sequence[int], steps: Sequence[int], tokens: Sequence[np.ndarray], caches: Sequence[Any]
+    ) -> tuple[list[np.ndarray], list[Any]]:
+        """One step for several utterances at once.
 
-        Hypotheses come grouped by utterance in `utts` order, `counts[j]` of utterance `utts[j]`;
-        `tokens` [sum(counts)] are their last tokens.
+        For utterance `utts[j]` at decoding step `steps[j]`: `tokens[j]` [n_j] are the last tokens of its
+        running hypotheses and `caches[j]` their cache. Returns log-probabilities [n_j, V] (float32) and the
+        caches after the step, per utterance.
         """
 
-    def keep(self, rows: np.ndarray) -> None:
-        """Keep only these rows (indices into the last `score` batch), in this order, as the next state."""
+    def select(self, cache: Any, rows: Sequence[int]) -> Any:
+        """Keep these hypothesis rows of a cache, in this order."""
 
 
 @dataclass
-class _Utterance:
-    index: int
-    max_steps: int
+class SearchState:
+    """One utterance's search in progress, as explicit data (a streaming session keeps it between calls).
+
+    max_steps is None while Σα is not known yet (streaming); the search then only advances to a limit.
+    """
+
+    cache: Any
+    max_steps: int | None = None
+    step: int = 0
     ids: list[list[int]] = field(default_factory=lambda: [[SOS]])
     scores: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.float32))
     ended: list[Hypothesis] = field(default_factory=list)
     done: bool = False
 
+    def set_token_num(self, token_num: float, relax: int) -> None:
+        """Fix the number of steps once Σα is known: int(Σα + token_num_relax)."""
+        self.max_steps = int(token_num + relax)
+        if self.step >= self.max_steps and not self.done:
+            raise ValueError(f"search already at step {self.step} beyond max_steps={self.max_steps}")
+        self.done = self.done or self.max_steps <= 0
 
-def max_steps(token_num: float, relax: int) -> int:
-    return int(token_num + relax)
+    def best(self) -> Hypothesis:
+        """Best finished hypothesis if done, else the best running one (a partial result)."""
+        if self.ended and (self.done or not self.ids):
+            return max(self.ended, key=lambda h: h.score)
+        if self.ids:
+            return Hypothesis(self.ids[0] + [EOS], float(self.scores[0]))
+        return Hypothesis([SOS, EOS], 0.0)
 
 
 def _end_detected(ended: list[Hypothesis], step: int, opts: SearchOptions) -> bool:
@@ -97,14 +118,14 @@ def _top_k(cand: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def _advance(u: _Utterance, logp: np.ndarray, step: int, opts: SearchOptions) -> list[int]:
-    """One beam step for one utterance; returns the parent index (within u) of each surviving hypothesis."""
+def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
+    """One beam step; returns the parent row of each surviving hypothesis."""
     k = min(opts.beam_size, logp.shape[1])
     cand = logp + u.scores[:, None]
     top_ids = _top_k(cand, k)
     flat_scores = np.take_along_axis(cand, top_ids, axis=1).reshape(-1)
     order = np.argsort(-flat_scores, kind="stable")[: opts.beam_size]
-    last = step == u.max_steps - 1
+    last = u.step == u.max_steps - 1
     keep_ids, keep_scores, parents = [], [], []
     for j in order.tolist():
         parent, token = divmod(j, k)
@@ -118,45 +139,15 @@ def _advance(u: _Utterance, logp: np.ndarray, step: int, opts: SearchOptions) ->
             keep_scores.append(flat_scores[j])
             parents.append(parent)
     u.ids, u.scores = keep_ids, np.asarray(keep_scores, dtype=np.float32)
-    u.done = not keep_ids or last or _end_detected(u.ended, step, opts)
-    if u.done:
-        u.ids, parents = [], []
+    u.done = not keep_ids or last or _end_detected(u.ended, u.step, opts)
     return parents
 
 
-def _run(scorer: StepScorer, num_utts: int, opts: SearchOptions, advance) -> list[_Utterance]:
-    utts = [_Utterance(i, max_steps(scorer.token_num(i), opts.token_num_relax)) for i in range(num_utts)]
-    for u in utts:
-        u.done = u.max_steps <= 0
-    step = 0
-    while True:
-        live = [u for u in utts if not u.done]
-        if not live:
-            return utts
-        counts = [len(u.ids) for u in live]
-        tokens = np.array([ids[-1] for u in live for ids in u.ids], dtype=np.int64)
-        logp = scorer.score([u.index for u in live], counts, tokens, step)
-        rows, start = [], 0
-        for u, n in zip(live, counts):
-            rows.extend(p + start for p in advance(u, logp[start : start + n], step, opts))
-            start += n
-        scorer.keep(np.asarray(rows, dtype=np.int64))
-        step += 1
-
-
-def beam_search(
-    scorer: StepScorer, num_utts: int, opts: SearchOptions = SearchOptions()
-) -> list[list[Hypothesis]]:
-    """Decode `num_utts` utterances at once; returns for each its best `nbest` finished hypotheses."""
-    utts = _run(scorer, num_utts, opts, _advance)
-    return [sorted(u.ended, key=lambda h: -h.score)[: opts.nbest] for u in utts]
-
-
-def _advance_greedy(u: _Utterance, logp: np.ndarray, step: int, opts: SearchOptions) -> list[int]:
+def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     token = int(np.argmax(logp[0]))
     u.scores = u.scores + logp[0, token]
     ids = u.ids[0] + [token]
-    if step == u.max_steps - 1:
+    if u.step == u.max_steps - 1:
         ids.append(EOS)
     if ids[-1] == EOS:
         u.ended.append(Hypothesis(ids, float(u.scores[0])))
@@ -166,11 +157,72 @@ def _advance_greedy(u: _Utterance, logp: np.ndarray, step: int, opts: SearchOpti
     return [0]
 
 
+def _can_step(u: SearchState, limit: int | None) -> bool:
+    if u.done:
+        return False
+    if limit is None:
+        if u.max_steps is None:
+            raise ValueError("search without a step limit needs max_steps (call set_token_num first)")
+        return True
+    return u.step < limit
+
+
+def advance(
+    scorer: StepScorer,
+    states: Sequence[SearchState],
+    opts: SearchOptions,
+    limits: Sequence[int | None] | None = None,
+    greedy: bool = False,
+) -> None:
+    """Run the searches of several utterances (scorer utterance j = states[j]) in lockstep until each is
+    done or has reached its step limit (`limits[j]`, exclusive; None = no limit, needs max_steps)."""
+    step_fn = _advance_greedy if greedy else _advance_beam
+    limits = list(limits) if limits is not None else [None] * len(states)
+    while True:
+        live = [
+            j
+            for j, u in enumerate(states)
+            if not u.done
+            and (limits[j] is None or u.step < limits[j])
+            and (u.max_steps or limits[j] is not None)
+        ]
+        if not live:
+            return
+        tokens = [np.array([ids[-1] for ids in states[j].ids], dtype=np.int64) for j in live]
+        logps, caches = scorer.score(
+            live, [states[j].step for j in live], tokens, [states[j].cache for j in live]
+        )
+        for j, logp, cache in zip(live, logps, caches):
+            u = states[j]
+            parents = step_fn(u, logp, opts)
+            u.cache = None if u.done else scorer.select(cache, parents)
+            if u.done:
+                u.ids = []
+            u.step += 1
+
+
+def beam_search(
+    scorer: StepScorer,
+    token_nums: Sequence[float],
+    opts: SearchOptions = SearchOptions(),
+    greedy: bool = False,
+) -> list[list[Hypothesis]]:
+    """Whole-utterance search of several utterances at once (Σα of each in `token_nums`).
+
+    Returns for each its best `nbest` finished hypotheses, best first.
+    """
+    states = [SearchState(scorer.initial_cache(j)) for j in range(len(token_nums))]
+    for st, n in zip(states, token_nums):
+        st.set_token_num(n, opts.token_num_relax)
+    advance(scorer, states, opts, greedy=greedy)
+    return [sorted(u.ended, key=lambda h: -h.score)[: opts.nbest] for u in states]
+
+
 def greedy_search(
-    scorer: StepScorer, num_utts: int, opts: SearchOptions = SearchOptions()
+    scorer: StepScorer, token_nums: Sequence[float], opts: SearchOptions = SearchOptions()
 ) -> list[list[Hypothesis]]:
     """Arg-max decoding: one hypothesis per utterance, no sorting (the same result as beam_size=1)."""
-    return [u.ended for u in _run(scorer, num_utts, opts, _advance_greedy)]
+    return beam_search(scorer, token_nums, opts, greedy=True)
 
 
 def hypothesis_tokens(h: Hypothesis) -> list[int]:

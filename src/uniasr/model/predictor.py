@@ -54,35 +54,45 @@ class CifResult:
         return int(self.fire_frames.shape[0])
 
 
-def integrate_and_fire(hidden: torch.Tensor, alphas: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
-    """hidden [T, D], alphas [T] -> embeddings [num_fired, D] of the tokens that fired.
+@dataclass(frozen=True)
+class CifState:
+    """Integrate-and-fire state between calls: the running weight and the unfinished embedding [D]."""
 
-    The fire decisions follow FunASR's float32 recurrence exactly; the weighted sums are vectorised.
+    integrate: np.float32
+    frame: np.ndarray
+    fired: int = 0
+
+    @classmethod
+    def initial(cls, dim: int) -> CifState:
+        return cls(np.float32(0.0), np.zeros(dim, dtype=np.float32), 0)
+
+
+def integrate_and_fire(
+    state: CifState, hidden: np.ndarray, alphas: np.ndarray, threshold: float = 1.0
+) -> tuple[CifState, np.ndarray, np.ndarray]:
+    """Continue integrate-and-fire over frames: hidden [t, D], alphas [t] (float32).
+
+    Returns the new state, embeddings [n, D] of the tokens that fired and their frame offsets [n] within
+    this call. The float32 operations and their order are FunASR's, so feeding the frames in pieces gives
+    bit-identical embeddings to feeding them at once.
     """
-    a = alphas.detach().cpu().numpy().astype(np.float32)
     one, thr = np.float32(1.0), np.float32(threshold)
-    integrate = np.float32(0.0)
-    token = np.zeros(len(a), dtype=np.int64)
-    w_cur = a.copy()
-    w_next = np.zeros_like(a)
-    fired = 0
-    for t in np.flatnonzero(a):
-        alpha = a[t]
+    integrate, frame = state.integrate, state.frame.copy()
+    out, where = [], []
+    for t in np.flatnonzero(alphas):
+        alpha = alphas[t]
         completion = one - integrate
         integrate = np.float32(integrate + alpha)
-        token[t] = fired
         if integrate >= thr:
-            w_cur[t] = completion
-            w_next[t] = np.float32(alpha - completion)
+            frame += completion * hidden[t]
+            out.append(frame)
+            where.append(t)
+            frame = np.float32(alpha - completion) * hidden[t]
             integrate = np.float32(integrate - one)
-            fired += 1
-    if fired == 0:
-        return hidden.new_zeros((0, hidden.shape[1]))
-    tok = torch.from_numpy(token).to(hidden.device)
-    out = hidden.new_zeros((fired + 2, hidden.shape[1]))
-    out.index_add_(0, tok, hidden * torch.from_numpy(w_cur).to(hidden).unsqueeze(1))
-    out.index_add_(0, tok + 1, hidden * torch.from_numpy(w_next).to(hidden).unsqueeze(1))
-    return out[:fired]
+        else:
+            frame += alpha * hidden[t]
+    embeds = np.stack(out) if out else np.zeros((0, hidden.shape[1]), dtype=np.float32)
+    return CifState(integrate, frame, state.fired + len(out)), embeds, np.asarray(where, dtype=np.int64)
 
 
 def cif_from_blocks(
@@ -99,9 +109,17 @@ def cif_from_blocks(
     fire_frames = block * layout.stride + pos - layout.pad_left
     alphas = merge_centres(alpha_blocks.unsqueeze(-1), layout).squeeze(-1)
     hidden = merge_centres(enc_blocks, layout)
-    fired = integrate_and_fire(hidden, alphas, threshold)
-    rows_out = int(torch.round(token_num).item())
-    embeds = hidden.new_zeros((rows_out, hidden.shape[1]))
-    n = min(rows_out, fired.shape[0])
-    embeds[:n] = fired[:n]
+    a = alphas.detach().float().cpu().numpy()
+    h = hidden.detach().float().cpu().numpy()
+    _, fired, _ = integrate_and_fire(CifState.initial(h.shape[1]), h, a, threshold)
+    embeds = cif_rows(torch.from_numpy(fired).to(hidden), float(token_num.item()))
     return CifResult(alphas, float(token_num.item()), embeds, fire_frames, block)
+
+
+def cif_rows(fired: torch.Tensor, token_num: float) -> torch.Tensor:
+    """FunASR keeps round(Σα) embedding rows: fired ones first, zero rows if fewer fired."""
+    rows = int(round(token_num))
+    out = fired.new_zeros((rows, fired.shape[1]))
+    n = min(rows, fired.shape[0])
+    out[:n] = fired[:n]
+    return out
