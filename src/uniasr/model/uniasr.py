@@ -44,6 +44,10 @@ class StrideConv(nn.Module):
         x = F.pad(x.t().unsqueeze(0), (self.cfg.pad_left, self.cfg.pad_right))
         return torch.relu(self.conv(x)).squeeze(0).t()
 
+    def forward_window(self, padded: torch.Tensor) -> torch.Tensor:
+        """Rows of an already padded window [t, D] (streaming: the caller supplies the zero padding)."""
+        return torch.relu(self.conv(padded.t().unsqueeze(0))).squeeze(0).t()
+
 
 @dataclass
 class PassOutput:
