@@ -125,7 +125,7 @@ def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list
     top_ids = _top_k(cand, k)
     flat_scores = np.take_along_axis(cand, top_ids, axis=1).reshape(-1)
     order = np.argsort(-flat_scores, kind="stable")[: opts.beam_size]
-    last = u.step == u.max_steps - 1
+    last = u.max_steps is not None and u.step == u.max_steps - 1
     keep_ids, keep_scores, parents = [], [], []
     for j in order.tolist():
         parent, token = divmod(j, k)
@@ -147,7 +147,7 @@ def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> li
     token = int(np.argmax(logp[0]))
     u.scores = u.scores + logp[0, token]
     ids = u.ids[0] + [token]
-    if u.step == u.max_steps - 1:
+    if u.max_steps is not None and u.step == u.max_steps - 1:
         ids.append(EOS)
     if ids[-1] == EOS:
         u.ended.append(Hypothesis(ids, float(u.scores[0])))
