@@ -15,7 +15,7 @@ import torch
 
 from uniasr.audio.features import Cmvn, Frontend
 from uniasr.audio.io import AudioError, expand_inputs, load_audio
-from uniasr.decode.scorer import TorchScorer, decoder_threads
+from uniasr.decode.scorer import TorchScorer, few_threads_if_small
 from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
 from uniasr.model.config import DecodingDefaults, UniASRConfig
@@ -119,7 +119,7 @@ class Recognizer:
         _, _, decoder = self.model.pass_modules(outs[0].pass_index)
         memories = [self.model.scama_memory(o) for o in outs]
         search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
-        with decoder_threads(self.device):
+        with few_threads_if_small(decoder):
             hyps = search(TorchScorer(decoder, memories), [m.token_num for m in memories], opts)
         return list(zip(outs, hyps))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from uniasr.decode.scorer import TorchScorer, decoder_threads
+from uniasr.decode.scorer import TorchScorer, few_threads_if_small
 from uniasr.decode.search import SearchOptions, SearchState, advance
 from uniasr.model.chunking import merge_centres
 from uniasr.model.predictor import CifState, cif_from_blocks, integrate_and_fire
@@ -173,5 +173,5 @@ def run_searches(model: UniASR, streams: list[PassStream], opts: SearchOptions, 
             if final and ps.search.max_steps is None:
                 ps.search.set_token_num(ps.final_cif.token_num, opts.token_num_relax)
         limits = [None if final else ps.safe_steps() for ps in group]
-        with decoder_threads(next(decoder.parameters()).device):
+        with few_threads_if_small(decoder):
             advance(scorer, [ps.search for ps in group], opts, limits, greedy=opts.beam_size == 1)

@@ -1,0 +1,179 @@
+"""Offline-mode speed and memory on the full-size architecture, against FunASR on the same weights.
+
+    .venv/bin/python bench/bench_offline.py                    # 10 s, 60 s, 600 s inputs, 2 threads
+    .venv/bin/python bench/bench_offline.py --seconds 10 60 --mode normal --repeat 3
+
+Every measurement runs in its own subprocess (peak RSS is per process). The model is the template config
+(95.1 M parameters) with random weights, made once into bench/out/template_model (by FunASR's own code when
+its venv exists, else by ours). FunASR's masked attention is O(T^2) in memory, so it is skipped above
+--funasr-max-seconds. Prints a table with RTF, speed-up and whether the token ids are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, write_wav  # noqa: E402
+
+REPO = BENCH.parent
+OUT = BENCH / "out"
+TEMPLATE = REPO / "tests" / "fixtures" / "uniasr_ja_template"
+AM_MVN = REPO / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir" / "am.mvn"
+
+
+def make_template_model(out_dir: Path) -> Path:
+    """Random-weight full-size model dir (FunASR-made when its venv exists, for an unbiased baseline)."""
+    if (out_dir / "model.pt").exists():
+        return out_dir
+    made = run_funasr(
+        [
+            "make-model",
+            "--config",
+            str(TEMPLATE / "config.yaml"),
+            "--tokens",
+            str(TEMPLATE / "tokens.json"),
+            "--am-mvn",
+            str(AM_MVN),
+            "--out",
+            str(out_dir),
+            "--seed",
+            "0",
+        ]
+    )
+    if made is None:
+        import json as _json
+
+        import torch
+        import yaml
+
+        from uniasr.model.funasr_compat import parse_config, save_model_dir
+        from uniasr.model.uniasr import UniASR
+
+        tokens = _json.loads((TEMPLATE / "tokens.json").read_text())
+        cfg = parse_config(yaml.safe_load((TEMPLATE / "config.yaml").read_text()), len(tokens))
+        torch.manual_seed(0)
+        save_model_dir(UniASR(cfg), cfg, tokens, AM_MVN, out_dir)
+    return out_dir
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Runs in a subprocess: load, warm up on 2 s, then time `repeat` decodes of the input."""
+    import torch
+
+    import uniasr
+    from uniasr.audio.io import load_audio
+
+    torch.set_num_threads(args.threads)
+    rec = uniasr.load(args.model)
+    audio = load_audio(args.input)
+    rec.transcribe(audio[:32000], mode=args.mode, beam_size=args.beam)
+    times = []
+    for _ in range(args.repeat):
+        with Timer() as t:
+            res = rec.transcribe(audio, mode=args.mode, beam_size=args.beam)[0]
+        times.append(t.wall_s)
+    print(json.dumps({"wall_s": times, "token_ids": res.token_ids, "peak_rss_mb": peak_rss_mb()}))
+
+
+def run_uniasr(model: Path, wav: Path, a: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--model",
+        str(model),
+        "--input",
+        str(wav),
+        "--mode",
+        a.mode,
+        "--beam",
+        str(a.beam),
+        "--threads",
+        str(a.threads),
+        "--repeat",
+        str(a.repeat),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
+    p.add_argument("--mode", default="offline", choices=["fast", "normal", "offline"])
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--funasr-max-seconds", type=float, default=60)
+    p.add_argument("--model", type=Path, default=OUT / "template_model")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        worker(a)
+        return
+    OUT.mkdir(exist_ok=True)
+    model = make_template_model(a.model)
+    rows = []
+    for sec in a.seconds:
+        wav = write_wav(OUT / f"speechlike_{int(sec)}s.wav", synth_speechlike(sec), 16000)
+        ours = run_uniasr(model, wav, a)
+        theirs = None
+        if sec <= a.funasr_max_seconds:
+            theirs = run_funasr(
+                [
+                    "decode",
+                    "--model",
+                    str(model),
+                    "--mode",
+                    a.mode,
+                    "--beam",
+                    str(a.beam),
+                    "--threads",
+                    str(a.threads),
+                    "--repeat",
+                    str(a.repeat),
+                    "--warmup",
+                    "1",
+                    str(wav),
+                ]
+            )
+        rows.append((sec, ours, theirs))
+    print(
+        f"\nmode={a.mode} beam={a.beam} threads={a.threads} repeat={a.repeat} (best of repeats)  "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(
+        f"{'input':>7} {'uniasr s':>9} {'RTF':>7} {'peak MB':>8} | {'FunASR s':>9} {'RTF':>7} {'peak MB':>8} "
+        f"| {'speed-up':>8} {'same ids':>8}"
+    )
+    for sec, ours, theirs in rows:
+        best = min(ours["wall_s"])
+        line = f"{sec:>6.0f}s {best:>9.3f} {best / sec:>7.4f} {ours['peak_rss_mb']:>8.0f} |"
+        if theirs:
+            per = theirs["per_input"][0]
+            fbest = per["wall_s_min"]
+            same = (
+                per.get("hyp_ids") is not None
+                and [t for t in per["hyp_ids"][1:-1] if t not in (0, 1, 2)] == ours["token_ids"]
+            )
+            line += (
+                f" {fbest:>9.3f} {fbest / sec:>7.4f} {theirs.get('peak_rss_mb', 0):>8.0f} | "
+                f"{fbest / best:>7.1f}x {str(same):>8}"
+            )
+        else:
+            line += f" {'skipped':>9} {'':>7} {'':>8} | {'':>8} {'':>8}"
+        print(line)
+    per_sec = [min(o["wall_s"]) / s for s, o, _ in rows]
+    print("cost per input second (s/s):", " ".join(f"{x:.4f}" for x in per_sec), "(flat = linear in length)")
+
+
+if __name__ == "__main__":
+    main()
