@@ -102,8 +102,22 @@ def cmd_itn(args: argparse.Namespace) -> int:
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
+
+
+def _external(module: str, configure: str, run: str) -> tuple[Configure, Run]:
+    """A command defined in another module, imported only when the parser is built or it runs."""
+    import importlib
+
+    return (
+        lambda p: getattr(importlib.import_module(module), configure)(p),
+        lambda a: getattr(importlib.import_module(module), run)(a),
+    )
+
+
 COMMANDS: dict[str, tuple[Configure, Run, str]] = {
     "transcribe": (_transcribe_args, cmd_transcribe, "recognise audio files"),
+    "stream": (*_external("uniasr.stream.cli", "add_stream_args", "run_stream"),
+               "streaming recognition of a file in simulated real time, or of the microphone"),
     "itn": (_itn_args, cmd_itn, "Japanese inverse text normalisation of stdin lines"),
 }
 
