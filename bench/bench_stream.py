@@ -49,7 +49,8 @@ def part_chunks(rec, audio: np.ndarray, modes: list[str]) -> None:
         fin = time.perf_counter() - t
         print(
             f"  {mode:<8} median {1000 * statistics.median(times):6.1f} ms"
-            f"  p95 {1000 * pct(times, 95):6.1f} ms  max {1000 * max(times):6.1f} ms  final {1000 * fin:6.1f} ms  "
+            f"  p95 {1000 * pct(times, 95):6.1f} ms  max {1000 * max(times):6.1f} ms"
+            f"  final {1000 * fin:6.1f} ms  "
             f"(x real time: {sum(times) / (len(audio) / 16000):.3f})"
         )
 
