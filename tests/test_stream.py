@@ -175,3 +175,33 @@ def test_resampled_stream_matches_resampled_file(tiny_recognizer):
         events += s.accept_waveform(at_8k[pos : pos + 800], 8000)
     events += s.finish()
     assert events[-1].kind == "final" and events[-1].result.duration_s == pytest.approx(10.0, abs=0.05)
+
+
+def test_stream_cli_prints_json_events(tiny_dir):
+    import json
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "uniasr",
+        "stream",
+        str(INPUTS / "speech_10s.wav"),
+        "--model",
+        str(tiny_dir),
+        "--fast-forward",
+        "--format",
+        "json",
+        "--no-endpoint",
+        "--mode",
+        "normal",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "final" and "partial" in kinds and "refresh" in kinds
+    assert all({"event", "text", "start_ms", "end_ms"} <= set(e) for e in events)
