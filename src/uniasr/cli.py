@@ -119,6 +119,9 @@ COMMANDS: dict[str, tuple[Configure, Run, str]] = {
     "stream": (*_external("uniasr.stream.cli", "add_stream_args", "run_stream"),
                "streaming recognition of a file in simulated real time, or of the microphone"),
     "itn": (_itn_args, cmd_itn, "Japanese inverse text normalisation of stdin lines"),
+    "train": (*_external("uniasr.train.cli", "add_train_args", "run_train"),
+              "train or fine-tune a UniASR model (also under torchrun)"),
+    "eval": (*_external("uniasr.train.cli", "add_eval_args", "run_eval"), "character error rate of a model or a text file"),
 }
 
 
