@@ -6,5 +6,5 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,synth]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,synth,serve]"
 echo "uniasr installed in .venv/ ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

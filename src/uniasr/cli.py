@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -22,70 +21,124 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--beam", type=int, default=None, help="beam width (default 5; 1 = greedy)")
     p.add_argument("--nbest", type=int, default=1, help="alternatives to report per input")
-    p.add_argument("--output-dir", default=None, help="write 1best_recog/{text,token,score,time_stamp,rtf}")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="write 1best_recog/{text,token,score,time_stamp,rtf}, and <key>.<format> for json/srt/vtt/tsv",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing files in --output-dir")
-    p.add_argument("--format", choices=["text", "json"], default="text", help="what to print on stdout")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "srt", "vtt", "tsv"],
+        default="text",
+        help="stdout, or with --output-dir one file per input (json: JSON lines on stdout too)",
+    )
+    p.add_argument(
+        "--vad",
+        default="auto",
+        help="VAD for long inputs: auto (silero if installed, else energy), silero, energy, fsmn:<dir>",
+    )
+    p.add_argument("--no-vad", dest="vad", action="store_const", const=None, help="decode every input whole")
+    p.add_argument("--vad-threshold", type=float, default=60.0, help="segment inputs longer than this (s)")
+    p.add_argument("--max-segment", type=float, default=30.0, help="longest VAD segment (s), split if longer")
+    p.add_argument("--batch-seconds", type=float, default=120.0, help="audio per decoding batch (s)")
+    p.add_argument(
+        "--itn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="inverse text normalisation (kanji numerals -> digits); default: on for srt/vtt only",
+    )
+    p.add_argument("--line-width", type=int, default=42, help="subtitle line width (a kanji counts 2)")
+    p.add_argument(
+        "--merge-only", action="store_true", help="only merge the torchrun shards in --output-dir/.shards"
+    )
+    p.add_argument(
+        "--shard-timeout", type=float, default=3600.0, help="torchrun: how long a rank waits for the rest (s)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="auto: onnxruntime for a `uniasr export` dir, else torch",
+    )
     p.add_argument("--sample-rate", type=int, default=None, help="sample rate of raw-array inputs (rare)")
 
 
-def _format_result(r, fmt: str) -> str:
-    if fmt == "json":
-        d = {
-            "key": r.key,
-            "text": r.text,
-            "tokens": r.tokens,
-            "timestamps": [list(t) for t in r.timestamps],
-            "score": r.score,
-            "mode": r.mode,
-        }
-        if len(r.nbest) > 1:
-            d["nbest"] = [{"text": a.text, "tokens": a.tokens, "score": a.score} for a in r.nbest]
-        if r.error:
-            d = {"key": r.key, "error": r.error}
-        return json.dumps(d, ensure_ascii=False)
+def _format_result(r, fmt: str, options=None) -> str:
+    from uniasr import formats
+
+    if fmt in ("text", "json"):
+        return formats.format_result(r, fmt)
     if r.error:
         return f"{r.key}\tERROR: {r.error}"
-    lines = [f"{r.key}\t{r.text}"]
-    lines += [f"{r.key}\t#{i + 1} {a.score:.3f}\t{a.text}" for i, a in enumerate(r.nbest[1:], start=1)]
-    return "\n".join(lines)
+    return formats.format_result(r, fmt, options or formats.CueOptions()).rstrip("\n")
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    import torch
+    from pathlib import Path
+
     from tqdm import tqdm
 
     import uniasr
-    from uniasr.audio.io import expand_inputs
+    from uniasr import distributed, formats
+    from uniasr.audio.io import audio_duration_seconds, expand_inputs
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rec = uniasr.load(args.model, device=args.device)
+    if args.merge_only:
+        if not args.output_dir:
+            raise ValueError("--merge-only needs --output-dir (the directory holding .shards/)")
+        report = distributed.merge_shards(args.output_dir, overwrite=args.overwrite)
+        (log.info if report.complete else log.error)("%s", report.summary())
+        return 0 if report.complete else 1
+    info = distributed.RankInfo.from_env()
+    if info is not None and not args.output_dir:
+        raise ValueError(f"under torchrun (WORLD_SIZE={info.world_size}) --output-dir is required")
+    device = distributed.device_for_rank(args.device, info) if info else args.device
+    threads = args.threads or (distributed.threads_for_rank(info) if info and device == "cpu" else None)
+    out = Path(args.output_dir) if args.output_dir else None
+    if info is None and out and not args.overwrite and (out / "1best_recog" / "text").exists():
+        raise FileExistsError(f"{out / '1best_recog/text'} already exists; pass --overwrite to replace it")
+    rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads)
     pairs = expand_inputs(args.inputs)
-    bar = tqdm(
-        total=len(pairs), unit="utt", disable=len(pairs) < 3 or not sys.stderr.isatty(), file=sys.stderr
-    )
+    itn = args.itn if args.itn is not None else args.format in formats.SUBTITLE_FORMATS
+    cue = formats.CueOptions(max_line_width=args.line_width)
+    kwargs = dict(
+        mode=args.mode, beam_size=args.beam, nbest=args.nbest, source_rate=args.sample_rate, itn=itn,
+        batch_seconds=args.batch_seconds, vad=args.vad, vad_threshold_s=args.vad_threshold,
+        max_segment_s=args.max_segment,
+    )  # fmt: skip
+    show = sys.stderr.isatty() and (info is None or info.rank == 0)
+    mine = distributed.shard(pairs, info.rank, info.world_size) if info else pairs
+    durations = [audio_duration_seconds(src) for _, src in mine] if show else []
+    by_seconds = show and all(d is not None for d in durations)
+    total = sum(durations) if by_seconds else len(mine)
+    bar = tqdm(total=round(total, 1), unit="s" if by_seconds else "utt", disable=not show, file=sys.stderr)
+    progress = {"progress_seconds": bar.update} if by_seconds else {"progress": bar.update}
     try:
+        if info is not None:
+            job = distributed.ShardJob(
+                out, args.format, args.overwrite, barrier_timeout_s=args.shard_timeout, cue_options=cue
+            )
+            return distributed.run_rank(rec, pairs, info, job, {**kwargs, **progress}).exit_code
         results = rec.transcribe(
-            args.inputs,
-            mode=args.mode,
-            beam_size=args.beam,
-            nbest=args.nbest,
-            errors="report",
-            output_dir=args.output_dir,
-            overwrite=args.overwrite,
-            progress=bar.update,
-            source_rate=args.sample_rate,
+            args.inputs, errors="report", output_dir=out, overwrite=args.overwrite, **progress, **kwargs
         )
     finally:
         bar.close()
-    for r in results:
-        print(_format_result(r, args.format), flush=True)
+    write_errors = []
+    if out and args.format in formats.FILE_FORMATS:
+        write_errors = formats.write_result_files(
+            results, args.format, out, overwrite=args.overwrite, options=cue
+        )
+    for r in results if not (out and args.format in ("srt", "vtt", "tsv")) else []:
+        print(_format_result(r, args.format, cue), flush=True)
+    for e in write_errors:
+        log.error("%s", e)
     failed = [r.key for r in results if r.error]
     if failed:
         log.error("%d of %d inputs failed: %s", len(failed), len(results), ", ".join(failed[:10]))
-    return 1 if failed else 0
+    return 1 if failed or write_errors else 0
 
 
 def _itn_args(p: argparse.ArgumentParser) -> None:
@@ -116,12 +169,28 @@ def _external(module: str, configure: str, run: str) -> tuple[Configure, Run]:
 
 COMMANDS: dict[str, tuple[Configure, Run, str]] = {
     "transcribe": (_transcribe_args, cmd_transcribe, "recognise audio files"),
-    "stream": (*_external("uniasr.stream.cli", "add_stream_args", "run_stream"),
-               "streaming recognition of a file in simulated real time, or of the microphone"),
+    "stream": (
+        *_external("uniasr.stream.cli", "add_stream_args", "run_stream"),
+        "streaming recognition of a file in simulated real time, or of the microphone",
+    ),
     "itn": (_itn_args, cmd_itn, "Japanese inverse text normalisation of stdin lines"),
-    "train": (*_external("uniasr.train.cli", "add_train_args", "run_train"),
-              "train or fine-tune a UniASR model (also under torchrun)"),
-    "eval": (*_external("uniasr.train.cli", "add_eval_args", "run_eval"), "character error rate of a model or a text file"),
+    "export": (*_external("uniasr.export.command", "configure", "run"), "export ONNX / TorchScript graphs"),
+    "train": (
+        *_external("uniasr.train.cli", "add_train_args", "run_train"),
+        "train or fine-tune a UniASR model (also under torchrun)",
+    ),
+    "eval": (
+        *_external("uniasr.train.cli", "add_eval_args", "run_eval"),
+        "character error rate of a model or a text file",
+    ),
+    "serve": (
+        *_external("uniasr.serve.cli", "serve_args", "cmd_serve"),
+        "websocket (FunASR 2pass protocol) + web page + optional gRPC recognition server",
+    ),
+    "client": (
+        *_external("uniasr.serve.cli", "client_args", "cmd_client"),
+        "send files or the microphone to a uniasr/FunASR websocket server, print the replies",
+    ),
 }
 
 

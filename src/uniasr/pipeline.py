@@ -8,19 +8,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from uniasr.audio.features import Cmvn, Frontend
-from uniasr.audio.io import AudioError, expand_inputs, load_audio
-from uniasr.decode.scorer import TorchScorer, few_threads_if_small
-from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search, hypothesis_tokens
+from uniasr.audio.io import AudioError, expand_inputs
+from uniasr.decode.passes import PassResult, decode
+from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
 from uniasr.model.config import DecodingDefaults, UniASRConfig
-from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
-from uniasr.model.uniasr import PassOutput, UniASR, mode_settings
+from uniasr.model.modes import mode_settings
+
+if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runtime works without it
+    import torch
+
+    from uniasr.backends.base import AcousticBackend
+    from uniasr.model.uniasr import UniASR
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,26 @@ class Alternative:
 
 
 @dataclass
+class Segment:
+    """One recognised stretch of a long input (a VAD segment), or the whole of a short one.
+
+    Times in ms from the start of the input; `timestamps` are per token, absolute.
+    """
+
+    start_ms: int
+    end_ms: int
+    text: str
+    tokens: list[str] = field(default_factory=list)
+    timestamps: list[tuple[int, int]] = field(default_factory=list)
+    score: float = 0.0
+
+
+@dataclass
 class Result:
-    """Recognition result of one utterance. Times are in ms from the start of the audio."""
+    """Recognition result of one utterance. Times are in ms from the start of the audio.
+
+    `segments`: the VAD segments of a long input, or one segment spanning a short input (empty on error).
+    """
 
     key: str
     text: str = ""
@@ -50,10 +72,13 @@ class Result:
     duration_s: float = 0.0
     rtf: float = math.nan
     error: str | None = None
+    segments: list[Segment] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["timestamps"] = [list(t) for t in self.timestamps]
+        for seg in d["segments"]:
+            seg["timestamps"] = [list(t) for t in seg["timestamps"]]
         return d
 
 
@@ -66,21 +91,40 @@ class Recognizer:
 
     def __init__(
         self,
-        model: UniASR,
+        model: UniASR | AcousticBackend,
         frontend: Frontend,
         tokens: TokenTable,
         defaults: DecodingDefaults = DecodingDefaults(),
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = model.eval().requires_grad_(False).to(device)
+        """`model`: a torch `UniASR` module (run on `device`) or any `AcousticBackend` (e.g. onnxruntime)."""
+        if hasattr(model, "encode_blocks"):
+            self.backend = model
+        else:
+            from uniasr.backends.torch_backend import TorchBackend
+
+            self.backend = TorchBackend(model, device)
         self.frontend = frontend
         self.tokens = tokens
         self.defaults = defaults
-        self.device = torch.device(device)
+
+    @property
+    def model(self) -> UniASR | None:
+        """The torch module (None for backends without one)."""
+        return getattr(self.backend, "model", None)
+
+    @property
+    def device(self) -> Any:
+        """The torch backend's device (assignable: moves the model); "cpu" for onnxruntime."""
+        return getattr(self.backend, "device", "cpu")
+
+    @device.setter
+    def device(self, device: Any) -> None:
+        self.backend.device = device
 
     @property
     def config(self) -> UniASRConfig:
-        return self.model.cfg
+        return self.backend.config
 
     @property
     def sample_rate(self) -> int:
@@ -88,6 +132,10 @@ class Recognizer:
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
+        """A FunASR 1.x or ModelScope 0.x model directory on the torch backend."""
+        from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
+        from uniasr.model.uniasr import UniASR
+
         md = read_model_dir(path)
         model = UniASR(md.config)
         load_funasr_state_dict(model, md.checkpoint_path, md.config)
@@ -96,35 +144,29 @@ class Recognizer:
 
     # --- the pieces ---------------------------------------------------------------------------------------
 
-    def features(self, samples: np.ndarray) -> torch.Tensor:
-        """float32 mono samples at the model rate -> CMVN'd LFR features [T, F] on the model's device."""
+    def features(self, samples: np.ndarray) -> Any:
+        """float32 mono samples at the model rate -> CMVN'd LFR features [T, F] (torch backend: a tensor on
+        the model's device; onnxruntime: a numpy array)."""
         feats = self.frontend(samples)
         if feats.shape[0] == 0:
             raise AudioError(
                 f"audio of {len(samples)} samples is too short: need at least "
                 f"{self.frontend.cfg.window_samples} samples ({self.frontend.cfg.frame_length_ms:g} ms)"
             )
-        return torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)
+        return self.backend.features_array(np.ascontiguousarray(feats))
 
     def search_options(self, beam_size: int | None, nbest: int) -> SearchOptions:
         beam = self.defaults.beam_size if beam_size is None else beam_size
         return SearchOptions(beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax)
 
-    @torch.inference_mode()
     def decode_features(
-        self, feats: Sequence[torch.Tensor], mode: str, opts: SearchOptions
-    ) -> list[tuple[PassOutput, list[Hypothesis]]]:
+        self, feats: Sequence[Any], mode: str, opts: SearchOptions
+    ) -> list[tuple[PassResult, list[Hypothesis]]]:
         """Batch of feature matrices -> (acoustic output, n-best hypotheses) per utterance."""
-        outs = self.model.run(list(feats), mode)
-        _, _, decoder = self.model.pass_modules(outs[0].pass_index)
-        memories = [self.model.scama_memory(o) for o in outs]
-        search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
-        with few_threads_if_small(decoder):
-            hyps = search(TorchScorer(decoder, memories), [m.token_num for m in memories], opts)
-        return list(zip(outs, hyps))
+        return decode(self.backend, feats, mode, opts)
 
     def make_result(
-        self, key: str, out: PassOutput, hyps: list[Hypothesis], mode: str, seconds: float
+        self, key: str, out: PassResult, hyps: list[Hypothesis], mode: str, seconds: float
     ) -> Result:
         best = hyps[0]
         steps = [i for i, t in enumerate(best.token_ids[1:-1]) if t not in (0, 1, 2)]
@@ -153,6 +195,11 @@ class Recognizer:
         output_dir: str | Path | None = None,
         overwrite: bool = False,
         progress: Callable[[int], None] | None = None,
+        vad: Any = "auto",
+        vad_threshold_s: float = 60.0,
+        max_segment_s: float = 30.0,
+        itn: bool = False,
+        progress_seconds: Callable[[float], None] | None = None,
     ) -> list[Result]:
         """Recognise one input or a list of inputs (paths, URLs, bytes, arrays, wav.scp files).
 
@@ -160,7 +207,15 @@ class Recognizer:
         Utterances are decoded in length-sorted batches of at most `batch_seconds` of audio; results come
         back in input order. errors="raise" stops at the first bad input; "report" returns a Result with
         `error` set for it and goes on. `progress(n)` is called as inputs finish.
+
+        Long inputs (over `vad_threshold_s` seconds) are decoded block by block and cut by a VAD into
+        segments of at most `max_segment_s` (see `uniasr.longform`); their Result has one Segment per
+        speech segment. vad: "auto" (Silero if installed, else energy), "silero", "energy", "fsmn:<dir>",
+        a detector object, or None to decode every input whole. `itn` applies Japanese inverse text
+        normalisation to each text. `progress_seconds(s)` is called with seconds of audio done.
         """
+        from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
+
         mode = mode or self.defaults.mode
         mode_settings(mode)
         if errors not in ("raise", "report"):
@@ -169,9 +224,20 @@ class Recognizer:
         pairs = expand_inputs(inputs, source_rate=source_rate)
         results: dict[int, Result] = {}
         loaded: list[tuple[int, str, torch.Tensor, float]] = []
+        long_opts = LongformOptions(
+            vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds
+        )
         for i, (key, source) in enumerate(pairs):
             try:
-                samples = load_audio(source, self.sample_rate, source_rate=source_rate, name=key)
+                samples = read_or_transcribe(
+                    self, key, source, mode=mode, opts=opts, options=long_opts, source_rate=source_rate,
+                    itn=itn, progress_seconds=progress_seconds,
+                )  # fmt: skip
+                if isinstance(samples, Result):  # a long input, already recognised segment by segment
+                    results[i] = samples
+                    if progress:
+                        progress(1)
+                    continue
                 loaded.append((i, key, self.features(samples), len(samples) / self.sample_rate))
             except (AudioError, OSError) as e:
                 if errors == "raise":
@@ -185,10 +251,12 @@ class Recognizer:
             decoded = self.decode_features([f for _, _, f, _ in batch], mode, opts)
             elapsed = time.perf_counter() - t0
             for (i, key, _, seconds), (out, hyps) in zip(batch, decoded):
-                results[i] = self.make_result(key, out, hyps, mode, seconds)
+                results[i] = finish_short_result(self.make_result(key, out, hyps, mode, seconds), itn)
                 results[i].rtf = elapsed / max(sum(b[3] for b in batch), 1e-9)
             if progress:
                 progress(len(batch))
+            if progress_seconds:
+                progress_seconds(sum(b[3] for b in batch))
         ordered = [results[i] for i in range(len(pairs))]
         if output_dir is not None:
             write_output_dir(ordered, output_dir, overwrite=overwrite)
@@ -240,8 +308,37 @@ def write_output_dir(results: Sequence[Result], output_dir: str | Path, overwrit
     return out
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Recognizer:
-    """Load a FunASR 1.x or ModelScope 0.x UniASR model directory (or the bundled default model)."""
+def load(
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    backend: str | None = None,
+    threads: int | None = None,
+) -> Recognizer:
+    """Load a FunASR 1.x or ModelScope 0.x UniASR model directory (or the bundled default model), or a
+    directory made by `uniasr export --format onnx`.
+
+    backend: None / "auto" (an export dir runs on onnxruntime, anything else on torch), "torch" or "onnx".
+    threads: intra-op threads (torch: the process-wide setting; onnx: per session); None keeps the default.
+    """
+    from uniasr.export.metadata import is_export_dir
+
+    if backend not in (None, "auto", "torch", "onnx"):
+        raise ValueError(f"backend={backend!r}; valid: 'auto', 'torch', 'onnx'")
+    exported = path is not None and is_export_dir(path)
+    if exported and backend == "torch":
+        raise ValueError(f"{path} is an exported model (onnxruntime); load the original model dir for torch")
+    if exported or backend == "onnx":
+        if not exported:
+            raise ValueError(f"backend='onnx' needs a dir made by `uniasr export --format onnx`; not {path}")
+        from uniasr.backends.onnx_backend import OnnxBackend
+
+        onnx = OnnxBackend(path, threads=threads)
+        m = onnx.manifest
+        return Recognizer(onnx, Frontend(m.config.frontend, m.cmvn), TokenTable(m.tokens), m.decoding)
     from uniasr.hub import resolve_model
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     return Recognizer.from_dir(resolve_model(path), device=device)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-
-import torch
+from typing import Any
 
 SPECIAL_TOKENS = frozenset({"<blank>", "<s>", "</s>", "<unk>", "<OOV>"})
 
@@ -63,16 +62,17 @@ def detokenize(tokens: Sequence[str], char_level: bool = True) -> str:
 
 def token_times(
     positions: Sequence[int],
-    fire_frames: torch.Tensor,
-    alphas: torch.Tensor,
+    fire_frames: Any,
+    alphas: Any,
     frame_ms: float,
     min_alpha: float = 0.1,
 ) -> list[tuple[int, int]]:
     """[start_ms, end_ms] per output token.
 
     `positions` are the decoding steps of the output tokens; step i is the i-th CIF token, which fires at
-    frame `fire_frames[i]` (encoder frames of `frame_ms`). A token ends after its fire frame and starts at
-    the first frame after the previous fire whose alpha reaches `min_alpha` (so silences are skipped).
+    frame `fire_frames[i]` (encoder frames of `frame_ms`); `fire_frames` [n] and `alphas` [T] are numpy
+    arrays or torch tensors. A token ends after its fire frame and starts at the first frame after the
+    previous fire whose alpha reaches `min_alpha` (so silences are skipped).
     Steps past the last fired token (the beam may run a few steps longer) share the last frame.
     """
     num_frames = int(alphas.shape[0])

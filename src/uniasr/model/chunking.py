@@ -1,8 +1,9 @@
-"""Chunk layout arithmetic for the SAN-M chunked encoders (spec §3.2, §3.2.1, §3.5).
+"""Chunk layout helpers in torch for the SAN-M chunked encoders (spec §3.2, §3.2.1, §3.5).
 
 We compute the encoder chunk by chunk ("blocks" of `chunk_size` rows, attention inside each block) rather
 than FunASR's single masked attention over the concatenated "chunked layout". The functions here convert
-between the two, and build FunASR's masks so tests can check that both formulations agree.
+between the two, and build FunASR's masks so tests can check that both formulations agree. The geometry
+itself is backend-neutral numpy (`uniasr.model.layout.ChunkGeometry`); `ChunkLayout` adds torch views.
 
 Terms: T frames in, S = stride, C = chunk_size, P = pad_left, F = fsmn pad rows, E = F + C rows per block in
 FunASR's chunked layout, N = ceil(T / S) blocks.
@@ -16,72 +17,25 @@ FunASR's chunked layout, N = ceil(T / S) blocks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from uniasr.model.layout import ChunkGeometry
 
-@dataclass(frozen=True)
-class ChunkLayout:
-    """Geometry of one utterance's chunking."""
 
-    num_frames: int
-    chunk_size: int
-    stride: int
-    pad_left: int
-    fsmn_pad: int
-
-    def __post_init__(self) -> None:
-        if self.num_frames <= 0:
-            raise ValueError(f"num_frames={self.num_frames} must be > 0")
-
-    @property
-    def num_blocks(self) -> int:
-        return -(-self.num_frames // self.stride)
-
-    @property
-    def block_rows(self) -> int:
-        """E = F + C: rows per block in FunASR's chunked layout."""
-        return self.fsmn_pad + self.chunk_size
-
-    @property
-    def chunked_length(self) -> int:
-        """Tc: length of FunASR's chunked layout (the last block stops at the last real frame)."""
-        n = self.num_blocks
-        return (
-            (n - 1) * self.block_rows
-            + self.fsmn_pad
-            + self.pad_left
-            + self.num_frames
-            - (n - 1) * self.stride
-        )
-
-    @property
-    def last_block_rows(self) -> int:
-        """Real (non fsmn-pad) rows in the last block."""
-        return self.pad_left + self.num_frames - (self.num_blocks - 1) * self.stride
+class ChunkLayout(ChunkGeometry):
+    """`ChunkGeometry` with torch-returning helpers (the torch model, training and the parity tests)."""
 
     def frame_index(self) -> torch.Tensor:
         """[N, C] long: the frame each block row holds (may be < 0 or >= T: zero rows)."""
-        k = torch.arange(self.num_blocks).unsqueeze(1)
-        p = torch.arange(self.chunk_size).unsqueeze(0)
-        return k * self.stride - self.pad_left + p
+        return torch.from_numpy(self.frames())
 
     def row_valid(self) -> torch.Tensor:
         """[N, C] bool: rows that exist in FunASR's layout (all but the tail of the last block)."""
-        valid = torch.ones(self.num_blocks, self.chunk_size, dtype=torch.bool)
-        valid[-1, self.last_block_rows :] = False
-        return valid
+        return torch.from_numpy(self.valid_rows())
 
     def centre_mask(self) -> torch.Tensor:
         """[N, C] bool: centre rows (frames kS ... kS+S-1 that exist), where CIF may fire."""
-        idx = self.frame_index()
-        p = torch.arange(self.chunk_size).unsqueeze(0)
-        return (p >= self.pad_left) & (p < self.pad_left + self.stride) & (idx < self.num_frames)
-
-    def chunked_row(self, block: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Row index in FunASR's chunked layout of block row (block, pos)."""
-        return block * self.block_rows + self.fsmn_pad + pos
+        return torch.from_numpy(self.centre_rows())
 
 
 def split_blocks(x: torch.Tensor, layout: ChunkLayout) -> torch.Tensor:

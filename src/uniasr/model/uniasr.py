@@ -19,17 +19,11 @@ from uniasr.model.chunking import ChunkLayout, merge_centres
 from uniasr.model.config import ChunkConfig, StrideConvConfig, UniASRConfig
 from uniasr.model.decoder import ScamaDecoder
 from uniasr.model.encoder import EncodedBlocks, SanmEncoder
+from uniasr.model.layout import scama_rows
+from uniasr.model.modes import MODES, frame_ms, mode_settings
 from uniasr.model.predictor import CifPredictor, CifResult, cif_from_blocks
 
-MODES = {"fast": (0, 1), "normal": (0, 2), "offline": (1, 2)}
-
-
-def mode_settings(mode: str) -> tuple[int, int]:
-    """mode -> (chunk index, pass)."""
-    try:
-        return MODES[mode]
-    except KeyError:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}") from None
+__all__ = ["MODES", "PassOutput", "ScamaMemory", "StrideConv", "UniASR", "mode_settings"]
 
 
 class StrideConv(nn.Module):
@@ -61,7 +55,7 @@ class PassOutput:
     @property
     def frame_ms(self) -> float:
         """Duration of one encoder frame of this pass (60 ms LFR frames, doubled by the stride conv)."""
-        return 60.0 if self.pass_index == 1 else 120.0
+        return frame_ms(self.pass_index)
 
 
 @dataclass
@@ -86,18 +80,10 @@ class ScamaMemory:
 
         With no token fired at all (Σα < 1) FunASR has no mask row; we use block 0.
         """
-        n = self.token_blocks.shape[0]
-        block = int(self.token_blocks[min(step, n - 1)]) if n else 0
-        c, p, s = self.layout.chunk_size, self.layout.pad_left, self.layout.stride
-        rows, ok = [], []
-        for j in range(self.look_back, 0, -1):
-            b = max(block - j, 0)
-            rows.append(torch.arange(b * c + p, b * c + p + s))
-            ok.append(torch.full((s,), block - j >= 0))
-        own = torch.arange(block * c, block * c + c)
-        rows.append(own)
-        ok.append(self.valid[own])
-        return torch.cat(rows), torch.cat(ok)
+        rows, ok = scama_rows(
+            self.token_blocks.cpu().numpy(), step, self.layout, self.look_back, self.valid.cpu().numpy()
+        )
+        return torch.from_numpy(rows), torch.from_numpy(ok)
 
     def cif_row(self, step: int) -> torch.Tensor:
         if step < self.cif_embeds.shape[0]:

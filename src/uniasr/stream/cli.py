@@ -72,8 +72,6 @@ def _pieces_from_mic(rate: int, chunk: int):
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    import torch
-
     import uniasr
     from uniasr.stream.endpoint import EndpointConfig
     from uniasr.stream.session import StreamingSession
@@ -81,9 +79,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if not args.mic and not args.input:
         raise ValueError("give an audio file, or --mic for the microphone")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rec = uniasr.load(args.model)
+    rec = uniasr.load(args.model, threads=args.threads)
     endpoint = None
     vad = None
     if not args.no_endpoint:

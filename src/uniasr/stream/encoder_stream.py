@@ -2,41 +2,54 @@
 
 A block k (frames kS-P ... kS-P+C-1) is computed as soon as its last frame exists, which is exactly what
 the whole-utterance computation does with it; the last block(s) wait for the end of input. Several streams'
-ready blocks go through one `forward_blocks` call. Per-stream state is explicit data (`EncoderStream`).
+ready blocks go through one `encode_blocks` call of the backend. Per-stream state is explicit data
+(`EncoderStream`); everything here is backend-neutral numpy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-from uniasr.model.chunking import ChunkLayout
+from uniasr.decode.passes import empty_history, encoder_config
 from uniasr.model.config import ChunkConfig
-from uniasr.model.encoder import LookBack, SanmEncoder
+from uniasr.model.layout import ChunkGeometry
+
+if TYPE_CHECKING:
+    from uniasr.backends.base import AcousticBackend, History
+
+
+def _empty_like(like: Any, shape: tuple[int, ...]) -> Any:
+    """Uninitialised array of `like`'s kind (numpy array, or torch tensor on its device)."""
+    if isinstance(like, np.ndarray):
+        return np.empty(shape, dtype=like.dtype)
+    return like.new_empty(shape)
 
 
 class GrowingRows:
-    """Append-only [n, ...] tensor with amortised O(1) appends; `view()` returns the used rows."""
+    """Append-only [n, ...] array (numpy, or a backend's tensors) with amortised O(1) appends; `view()`
+    returns the used rows."""
 
     def __init__(self) -> None:
-        self.data: torch.Tensor | None = None
+        self.data: Any = None
         self.size = 0
 
-    def append(self, rows: torch.Tensor) -> None:
+    def append(self, rows: Any) -> None:
         if rows.shape[0] == 0 and self.data is not None:
             return
         if self.data is None:
-            self.data = rows.new_empty((max(16, rows.shape[0] * 2), *rows.shape[1:]))
+            self.data = _empty_like(rows, (max(16, rows.shape[0] * 2), *rows.shape[1:]))
         need = self.size + rows.shape[0]
         if need > self.data.shape[0]:
-            bigger = self.data.new_empty((max(need, 2 * self.data.shape[0]), *self.data.shape[1:]))
+            bigger = _empty_like(self.data, (max(need, 2 * self.data.shape[0]), *self.data.shape[1:]))
             bigger[: self.size] = self.data[: self.size]
             self.data = bigger
         self.data[self.size : need] = rows
         self.size = need
 
-    def view(self) -> torch.Tensor:
+    def view(self) -> Any:
         if self.data is None:
             raise ValueError("no rows appended yet")
         return self.data[: self.size]
@@ -51,7 +64,7 @@ class EncoderStream:
 
     `inputs` holds the embedded input frames (scaled, positions added) that later blocks still need,
     starting at absolute frame `inputs_start`; `history` the look-back keys/values (first `stride` rows of
-    the last L blocks) per layer; `blocks` the outputs [C, D] of every computed block.
+    the last L blocks, [layers, L, H, S, dk]); `blocks` the outputs [C, D] of every computed block.
     """
 
     chunk: ChunkConfig
@@ -59,16 +72,19 @@ class EncoderStream:
     num_frames: int = 0
     finished: bool = False
     next_block: int = 0
-    inputs: torch.Tensor | None = None
+    inputs: np.ndarray | None = None
     inputs_start: int = 0
-    history: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    history_blocks: int = 0
+    history: History | None = None
     blocks: GrowingRows = field(default_factory=GrowingRows)
 
-    def layout(self) -> ChunkLayout:
+    @property
+    def history_blocks(self) -> int:
+        return 0 if self.history is None else self.history[0].shape[1]
+
+    def layout(self) -> ChunkGeometry:
         """The layout of everything received so far (final once `finished`)."""
         c = self.chunk
-        return ChunkLayout(max(self.num_frames, 1), c.chunk_size, c.stride, c.pad_left, self.fsmn_pad)
+        return ChunkGeometry(max(self.num_frames, 1), c.chunk_size, c.stride, c.pad_left, self.fsmn_pad)
 
     def ready_blocks(self) -> range:
         """Blocks whose frames have all arrived (all remaining blocks once finished)."""
@@ -80,102 +96,96 @@ class EncoderStream:
         return range(self.next_block, max(self.next_block, last))
 
 
-def push_frames(encoder: SanmEncoder, st: EncoderStream, feats: torch.Tensor) -> None:
+def push_frames(backend: AcousticBackend, pass_index: int, st: EncoderStream, feats: np.ndarray) -> None:
     """Add input frames [t, in_dim] (absolute positions continue from st.num_frames)."""
     if st.finished:
         raise ValueError("cannot add frames to a finished encoder stream")
     if feats.shape[0] == 0:
         return
-    emb = encoder.embed(feats, start=st.num_frames)
-    st.inputs = emb if st.inputs is None else torch.cat([st.inputs, emb])
+    emb = backend.embed(pass_index, feats, st.num_frames)
+    st.inputs = emb if st.inputs is None else np.concatenate([st.inputs, emb])
     st.num_frames += feats.shape[0]
 
 
-def _block_inputs(st: EncoderStream, blocks: range, in_dim: int, like: torch.Tensor) -> torch.Tensor:
+def _block_inputs(st: EncoderStream, blocks: range) -> np.ndarray:
     """[len(blocks), C, in_dim] inputs of the given blocks (zeros outside 0..T-1)."""
-    c = st.chunk
-    k = torch.tensor(list(blocks)).unsqueeze(1)
-    frames = k * c.stride - c.pad_left + torch.arange(c.chunk_size).unsqueeze(0)
+    frames = st.layout().frames(blocks.start, blocks.stop)
     inside = (frames >= 0) & (frames < st.num_frames)
-    local = (frames - st.inputs_start).clamp(0, max(st.inputs.shape[0] - 1, 0))
-    return st.inputs[local] * inside.unsqueeze(-1).to(like.dtype)
+    local = np.clip(frames - st.inputs_start, 0, max(st.inputs.shape[0] - 1, 0))
+    out = st.inputs[local]
+    out[~inside] = 0
+    return out
 
 
-def encode_streams(encoder: SanmEncoder, streams: list[EncoderStream]) -> list[torch.Tensor]:
-    """Compute every ready block of every stream in one batch; returns each stream's new blocks [n, C, D]."""
+def _look_back_index(st: EncoderStream, r: range, batch_offset: int, hist_offset: int) -> list[list[int]]:
+    """Rows of cat(all streams' history, all streams' new blocks) that blocks `r` of `st` look back to."""
+    rows = []
+    for i, k in enumerate(r):
+        row = []
+        for j in range(st.chunk.encoder_look_back, 0, -1):
+            prev = k - j
+            if prev < 0:
+                row.append(-1)
+            elif prev >= r.start:  # computed in this batch
+                row.append(batch_offset + i - (k - prev))
+            else:  # from the history: the last `history_blocks` blocks end at r.start - 1
+                row.append(hist_offset + st.history_blocks - (r.start - prev))
+        rows.append(row)
+    return rows
+
+
+def encode_streams(
+    backend: AcousticBackend, pass_index: int, streams: list[EncoderStream]
+) -> list[np.ndarray | None]:
+    """Compute every ready block of every stream (same chunk configuration) in one batch; returns each
+    stream's new blocks [n, C, D] (None when it had none)."""
     work = [(st, st.ready_blocks()) for st in streams]
     work = [(st, r) for st, r in work if len(r)]
     if not work:
-        return [torch.zeros(0) for _ in streams]
-    in_dim = encoder.cfg.input_dim
-    blocks, valid, lb_index, hist_k, hist_v = [], [], [], [], []
-    num_layers = len(encoder.layers)
+        return [None for _ in streams]
+    blocks, valid, lb_index = [], [], []
     hist_offset = 0
     batch_offset = sum(st.history_blocks for st, _ in work)
     for st, r in work:
-        blocks.append(_block_inputs(st, r, in_dim, st.inputs))
-        lay = st.layout()
-        v = torch.ones(len(r), st.chunk.chunk_size, dtype=torch.bool)
+        blocks.append(_block_inputs(st, r))
+        v = np.ones((len(r), st.chunk.chunk_size), dtype=bool)
         if st.finished:
-            v = lay.row_valid()[r.start : r.stop]
+            v = st.layout().valid_rows()[r.start : r.stop]
         valid.append(v)
-        look = st.chunk.encoder_look_back
-        if look:
-            for i, k in enumerate(r):
-                row = []
-                for j in range(look, 0, -1):
-                    prev = k - j
-                    if prev < 0:
-                        row.append(-1)
-                    elif prev >= r.start:  # computed in this batch
-                        row.append(batch_offset + i - (k - prev))
-                    else:  # from the history: the last `history_blocks` blocks end at r.start - 1
-                        row.append(hist_offset + st.history_blocks - (r.start - prev))
-                lb_index.append(row)
-            if st.history is not None:
-                hist_k.append([h[0] for h in st.history])
-                hist_v.append([h[1] for h in st.history])
+        if st.chunk.encoder_look_back:
+            lb_index += _look_back_index(st, r, batch_offset, hist_offset)
         hist_offset += st.history_blocks
         batch_offset += len(r)
-    x = torch.cat(blocks)
+    chunk = work[0][0].chunk
     look_back, history = None, None
-    stride = work[0][0].chunk.stride
-    if work[0][0].chunk.encoder_look_back:
-        look_back = LookBack(torch.tensor(lb_index, dtype=torch.long), stride)
-        if hist_k:
-            history = [
-                (torch.cat([hk[i] for hk in hist_k]), torch.cat([hv[i] for hv in hist_v]))
-                for i in range(num_layers)
-            ]
-        else:
-            heads, dk = encoder.cfg.attention_heads, encoder.cfg.output_dim // encoder.cfg.attention_heads
-            empty = x.new_zeros((0, heads, stride, dk))
-            history = [(empty, empty)] * num_layers
-    out, heads = encoder.forward_blocks(x, torch.cat(valid), look_back, history)
+    if chunk.encoder_look_back:
+        look_back = np.asarray(lb_index, dtype=np.int64)
+        hists = [st.history for st, _ in work if st.history is not None]
+        history = empty_history(encoder_config(backend, pass_index), chunk.stride)
+        if hists:
+            history = (np.concatenate([h[0] for h in hists], 1), np.concatenate([h[1] for h in hists], 1))
+    out, heads = backend.encode_blocks(
+        pass_index, np.concatenate(blocks), np.concatenate(valid), look_back, history
+    )
     results, start = {}, 0
     for st, r in work:
         n = len(r)
         new = out[start : start + n]
         st.blocks.append(new)
-        if st.chunk.encoder_look_back:
-            _update_history(
-                st, [(k[start : start + n, :, :stride], v[start : start + n, :, :stride]) for k, v in heads]
-            )
+        if heads is not None:
+            _update_history(st, (heads[0][:, start : start + n], heads[1][:, start : start + n]))
         st.next_block = r.stop
         _drop_consumed_inputs(st)
         results[id(st)] = new
         start += n
-    return [results.get(id(st), torch.zeros(0)) for st in streams]
+    return [results.get(id(st)) for st in streams]
 
 
-def _update_history(st: EncoderStream, new: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+def _update_history(st: EncoderStream, new: History) -> None:
     look = st.chunk.encoder_look_back
-    if st.history is None:
-        merged = new
-    else:
-        merged = [(torch.cat([hk, nk]), torch.cat([hv, nv])) for (hk, hv), (nk, nv) in zip(st.history, new)]
-    st.history = [(k[-look:], v[-look:]) for k, v in merged]
-    st.history_blocks = st.history[0][0].shape[0]
+    if st.history is not None:
+        new = (np.concatenate([st.history[0], new[0]], 1), np.concatenate([st.history[1], new[1]], 1))
+    st.history = (np.ascontiguousarray(new[0][:, -look:]), np.ascontiguousarray(new[1][:, -look:]))
 
 
 def _drop_consumed_inputs(st: EncoderStream) -> None:

@@ -7,9 +7,11 @@
 - `final`: the utterance's final result (pass 2 in normal/offline, pass 1 in fast), equal to
   `Recognizer.transcribe()` on the utterance's audio in the same mode.
 
-The model is shared and stateless; everything per stream is explicit data here. `process_sessions` runs the
-ready work of many sessions through one batch of model calls. With an `EndpointConfig`, a VAD splits a live
-stream into utterances; each starts with fresh model state, so an endless stream runs in constant memory.
+The model is shared and stateless; everything per stream is explicit data here, and the code is
+backend-neutral (the recogniser's `AcousticBackend`: torch modules or onnxruntime graphs).
+`process_sessions` runs the ready work of many sessions through one batch of model calls. With an
+`EndpointConfig`, a VAD splits a live stream into utterances; each starts with fresh model state, so an
+endless stream runs in constant memory.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.audio.io import AudioError
+from uniasr.decode.passes import Encoded, PassResult, stride_window
 from uniasr.decode.search import SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import token_times
-from uniasr.model.encoder import EncodedBlocks
-from uniasr.model.uniasr import PassOutput, mode_settings
+from uniasr.model.modes import mode_settings
 from uniasr.pipeline import Recognizer, Result
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
 from uniasr.stream.endpoint import EndpointConfig, EndpointState, check_endpoint
@@ -128,13 +129,13 @@ class StreamingSession:
 
     def _new_utterance(self, index: int, start_sample: int) -> Utterance:
         ind, pass_index = mode_settings(self.mode)
-        model = self.rec.model
+        backend = self.rec.backend
         return Utterance(
             index,
             start_sample,
             init_feature_state(self.rec.frontend),
-            new_pass_stream(model, 1, ind),
-            new_pass_stream(model, 2, ind) if pass_index == 2 else None,
+            new_pass_stream(backend, 1, ind),
+            new_pass_stream(backend, 2, ind) if pass_index == 2 else None,
         )
 
     # --- input -------------------------------------------------------------------------------------------
@@ -209,10 +210,10 @@ class StreamingSession:
     def _add_features(self, utt: Utterance, feats: np.ndarray) -> None:
         if len(feats) == 0:
             return
-        t = torch.from_numpy(np.ascontiguousarray(feats)).to(self.rec.device)
-        push_frames(self.rec.model.encoder, utt.pass1.encoder, t)
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        push_frames(self.rec.backend, 1, utt.pass1.encoder, feats)
         if utt.pass2 is not None:
-            utt.feats.append(t)
+            utt.feats.append(feats)
 
     def _finish_utterance(self, utt: Utterance) -> None:
         utt.features, feats = finish_state(self.rec.frontend, utt.features)
@@ -254,21 +255,21 @@ def process_sessions(sessions: list[StreamingSession]) -> list[list[StreamEvent]
     """Run every session's ready work in shared model calls; returns each session's new events."""
     if not sessions:
         return []
-    model = sessions[0].rec.model
+    backend = sessions[0].rec.backend
     events: dict[int, list[StreamEvent]] = {id(s): [] for s in sessions}
     live = [(s, u) for s in sessions for u in s.utterances if not u.done and u.pass1.encoder.num_frames > 0]
-    with torch.inference_mode():
-        run_encoders(model, [u.pass1 for _, u in live])
+    with backend.inference():
+        run_encoders(backend, [u.pass1 for _, u in live])
         for s, u in live:
             if u.pass2 is not None:
                 _feed_pass2(s, u)
-        run_encoders(model, [u.pass2 for _, u in live if u.pass2 is not None])
+        run_encoders(backend, [u.pass2 for _, u in live if u.pass2 is not None])
         for _, u in live:
             if u.finished:
                 for ps in (u.pass1, u.pass2):
                     if ps is not None and ps.final_memory is None:
-                        finalize_pass(model, ps)
-        _search(sessions, live, events)
+                        finalize_pass(backend, ps)
+        _search(backend, live, events)
     for s in sessions:
         for u in s.utterances:
             if u.finished and u.pass1.encoder.num_frames == 0:
@@ -283,8 +284,8 @@ def process_sessions(sessions: list[StreamingSession]) -> list[list[StreamEvent]
 
 def _feed_pass2(s: StreamingSession, u: Utterance) -> None:
     """Stride-conv rows whose inputs (features + encoder-1 centre outputs) are complete -> encoder 2."""
-    model = s.rec.model
-    sc = model.stride_conv.cfg
+    backend = s.rec.backend
+    sc = backend.config.stride_conv
     enc1 = merged_centres(u.pass1)
     total = u.pass1.encoder.num_frames
     available = enc1.shape[0]
@@ -297,22 +298,18 @@ def _feed_pass2(s: StreamingSession, u: Utterance) -> None:
             u.pass2.encoder.finished = True
         return
     feats = u.feats.view()
-    z = torch.cat([feats[: enc1.shape[0]], enc1], dim=-1)
+    z = np.concatenate([feats[: enc1.shape[0]], enc1], axis=-1)
     first = u.stride_rows * sc.stride - sc.pad_left
     last = (rows_total - 1) * sc.stride - sc.pad_left + sc.kernel_size  # exclusive
-    idx = torch.arange(first, last)
-    inside = (idx >= 0) & (idx < total)
-    window = z[idx.clamp(0, z.shape[0] - 1)] * inside.unsqueeze(-1).to(z.dtype)
-    out = model.stride_conv.forward_window(window)
-    push_frames(model.encoder2, u.pass2.encoder, out)
+    out = backend.stride_conv(stride_window(z, first, last, total))
+    push_frames(backend, 2, u.pass2.encoder, out)
     u.stride_rows = rows_total
     if u.pass1.encoder.finished and available >= total:
         u.pass2.encoder.finished = True
 
 
-def _search(sessions, live, events) -> None:
-    model = live[0][0].rec.model if live else None
-    if model is None:
+def _search(backend, live, events) -> None:
+    if not live:
         return
     partial_passes = [(s, u, u.pass1) for s, u in live if s.mode != "offline" and not u.finished]
     refresh_passes = [(s, u, u.pass2) for s, u in live if s.mode == "normal" and not u.finished]
@@ -322,7 +319,7 @@ def _search(sessions, live, events) -> None:
         for item in group:
             by_opts.setdefault(item[0].opts, []).append(item)
         for opts, items in by_opts.items():
-            run_searches(model, [ps for _, _, ps in items], opts, final)
+            run_searches(backend, [ps for _, _, ps in items], opts, final)
     for s, u, ps in partial_passes:
         _emit_partial(s, u, ps, events[id(s)])
     for s, u, ps in refresh_passes:
@@ -335,8 +332,8 @@ def _search(sessions, live, events) -> None:
 def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) -> tuple[list, list, list]:
     ids = hypothesis_tokens(hyp)
     steps = [i for i, t in enumerate(hyp.token_ids[1:-1]) if t not in (0, 1, 2)]
-    fires = torch.tensor(ps.floor_fires, dtype=torch.long)
-    times = token_times(steps, fires, ps.alphas.view() if len(ps.alphas) else torch.zeros(1), ps.frame_ms)
+    fires = np.asarray(ps.floor_fires, dtype=np.int64)
+    times = token_times(steps, fires, ps.alphas.view() if len(ps.alphas) else np.zeros(1), ps.frame_ms)
     offset = u.start_sample * 1000 // s.sample_rate
     return ids, s.rec.tokens.to_tokens(ids), [(a + offset, b + offset) for a, b in times]
 
@@ -386,8 +383,8 @@ def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEve
     if ps.search is None or not ps.search.ended:
         result = Result(f"{s.key}/{u.index}", mode=s.mode, duration_s=seconds)
     else:
-        out = PassOutput(
-            EncodedBlocks(ps.encoder.blocks.view(), ps.encoder.layout()),
+        out = PassResult(
+            Encoded(ps.encoder.blocks.view(), ps.encoder.layout()),
             ps.final_cif,
             ps.encoder.chunk,
             ps.pass_index,

@@ -1,0 +1,170 @@
+"""Whole-utterance recognition on any backend (spec §3.7, §3.8): encoders, CIF, decoder memory, search.
+
+pass 1: feats -> encoder -> predictor -> decoder
+pass 2: cat(feats, encoder-1 output) -> stride conv -> encoder2 -> predictor2 -> decoder2
+
+Backend-neutral numpy glue around an `AcousticBackend` (the torch modules or onnxruntime graphs). A batch
+of utterances goes through each network piece in one call: their blocks are concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from uniasr.decode.memory import DecoderMemory
+from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search
+from uniasr.model.cif import CifOutput, cif_output
+from uniasr.model.config import ChunkConfig, EncoderConfig
+from uniasr.model.layout import ChunkGeometry, look_back_rows, merge_centres, split_blocks, to_chunked_layout
+from uniasr.model.modes import frame_ms, mode_settings
+
+if TYPE_CHECKING:
+    from uniasr.backends.base import AcousticBackend, History
+
+
+@dataclass
+class Encoded:
+    """One utterance's encoder output in block form: `blocks` [N, C, D] (rows not valid are garbage)."""
+
+    blocks: np.ndarray
+    layout: ChunkGeometry
+
+
+@dataclass
+class PassResult:
+    """What the last pass produced for one utterance: encoder blocks and the CIF output."""
+
+    encoded: Encoded
+    cif: CifOutput
+    chunk: ChunkConfig
+    pass_index: int
+
+    @property
+    def frame_ms(self) -> float:
+        """Duration of one encoder frame of this pass (60 ms LFR frames, doubled by the stride conv)."""
+        return frame_ms(self.pass_index)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """numpy view of features given as an ndarray or a torch tensor (any device)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def encoder_config(backend: AcousticBackend, pass_index: int) -> EncoderConfig:
+    return backend.config.encoder if pass_index == 1 else backend.config.encoder2
+
+
+def chunk_config(backend: AcousticBackend, pass_index: int, ind: int) -> ChunkConfig:
+    chunks = encoder_config(backend, pass_index).chunks
+    if not 0 <= ind < len(chunks):
+        raise ValueError(f"decoding index {ind} out of range: this encoder has {len(chunks)} entries")
+    return chunks[ind]
+
+
+def empty_history(cfg: EncoderConfig, stride: int) -> History:
+    """No earlier blocks: keys/values [layers, 0, H, S, dk]."""
+    shape = (cfg.num_blocks, 0, cfg.attention_heads, stride, cfg.output_dim // cfg.attention_heads)
+    return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+
+
+def encode(backend: AcousticBackend, pass_index: int, feats: Sequence[np.ndarray], ind: int) -> list[Encoded]:
+    """Encode whole utterances (feats: list of [T_i, Din]) as one batch of blocks."""
+    cfg = encoder_config(backend, pass_index)
+    ch = chunk_config(backend, pass_index, ind)
+    geoms = [ChunkGeometry(f.shape[0], ch.chunk_size, ch.stride, ch.pad_left, cfg.fsmn_pad) for f in feats]
+    blocks = np.concatenate([split_blocks(backend.embed(pass_index, f, 0), g) for f, g in zip(feats, geoms)])
+    valid = np.concatenate([g.valid_rows() for g in geoms])
+    look_back, history = None, None
+    if ch.encoder_look_back:
+        look_back = look_back_rows([g.num_blocks for g in geoms], ch.encoder_look_back)
+        history = empty_history(cfg, ch.stride)
+    out, _ = backend.encode_blocks(pass_index, blocks, valid, look_back, history)
+    result, start = [], 0
+    for g in geoms:
+        result.append(Encoded(out[start : start + g.num_blocks], g))
+        start += g.num_blocks
+    return result
+
+
+def stride_window(z: np.ndarray, first: int, last: int, total: int) -> np.ndarray:
+    """Padded stride-conv input rows first..last-1 (row r is input frame r; outside 0..total-1: zeros).
+
+    z [t, F + D] holds the input frames 0..t-1 that exist so far.
+    """
+    idx = np.arange(first, last)
+    inside = (idx >= 0) & (idx < total)
+    window = z[np.clip(idx, 0, z.shape[0] - 1)]
+    window[~inside] = 0
+    return window
+
+
+def second_pass_input(backend: AcousticBackend, feats: np.ndarray, enc1: Encoded) -> np.ndarray:
+    """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
+    sc = backend.config.stride_conv
+    z = np.concatenate([feats, merge_centres(enc1.blocks, enc1.layout)], axis=-1)
+    window = stride_window(z, -sc.pad_left, z.shape[0] + sc.pad_right, z.shape[0])
+    return backend.stride_conv(window)
+
+
+def predict(backend: AcousticBackend, pass_index: int, encoded: Sequence[Encoded]) -> list[CifOutput]:
+    """Run the CIF predictor on all utterances' blocks at once, then CIF per utterance."""
+    blocks = np.concatenate([e.blocks for e in encoded])
+    valid = np.concatenate([e.layout.valid_rows() for e in encoded])
+    centre = np.concatenate([e.layout.centre_rows() for e in encoded])
+    alphas = backend.predictor_alphas(pass_index, blocks, valid, centre)
+    cfg = backend.config.predictor if pass_index == 1 else backend.config.predictor2
+    out, start = [], 0
+    for e in encoded:
+        a = alphas[start : start + e.layout.num_blocks]
+        token_num = backend.token_count(to_chunked_layout(a, e.layout))
+        out.append(cif_output(a, e.blocks, e.layout, token_num, cfg.threshold))
+        start += e.layout.num_blocks
+    return out
+
+
+def run_passes(backend: AcousticBackend, feats: Sequence[np.ndarray], mode: str) -> list[PassResult]:
+    """Acoustic part of decoding for a batch of utterances: feats list of [T_i, F] (CMVN'd LFR)."""
+    ind, pass_index = mode_settings(mode)
+    encoded = encode(backend, 1, feats, ind)
+    if pass_index == 2:
+        second = [second_pass_input(backend, f, e) for f, e in zip(feats, encoded)]
+        encoded = encode(backend, 2, second, ind)
+    cifs = predict(backend, pass_index, encoded)
+    chunk = chunk_config(backend, pass_index, ind)
+    return [PassResult(e, c, chunk, pass_index) for e, c in zip(encoded, cifs)]
+
+
+def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:
+    """Project one utterance's encoder output for its pass's decoder."""
+    blocks, geom = out.encoded.blocks, out.encoded.layout
+    return DecoderMemory(
+        kv=backend.project_memory(out.pass_index, blocks.reshape(-1, blocks.shape[-1])),
+        valid=geom.valid_rows().reshape(-1),
+        layout=geom,
+        token_blocks=out.cif.fire_blocks,
+        look_back=out.chunk.decoder_look_back,
+        cif_embeds=out.cif.embeds,
+        token_num=out.cif.token_num,
+    )
+
+
+def decode(
+    backend: AcousticBackend, feats: Sequence[Any], mode: str, opts: SearchOptions
+) -> list[tuple[PassResult, list[Hypothesis]]]:
+    """Batch of feature matrices (numpy or torch) -> (acoustic output, n-best hypotheses) per utterance."""
+    with backend.inference():
+        outs = run_passes(backend, [to_numpy(f) for f in feats], mode)
+        memories = [decoder_memory(backend, o) for o in outs]
+        search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
+        with backend.decoding(outs[0].pass_index):
+            scorer = backend.scorer(outs[0].pass_index, memories)
+            hyps = search(scorer, [m.token_num for m in memories], opts)
+    return list(zip(outs, hyps))

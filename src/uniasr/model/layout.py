@@ -1,0 +1,147 @@
+"""Chunk layout arithmetic in numpy: which frames each encoder block holds, which earlier blocks a block
+looks back to, which rows a SCAMA decoder step attends to (spec §3.2, §3.2.1, §3.5, §3.5.1).
+
+Backend-neutral (numpy only): the torch model, the onnxruntime runtime and the streaming code all use it.
+`uniasr.model.chunking.ChunkLayout` extends `ChunkGeometry` with torch-returning helpers and FunASR's masks.
+
+Terms: T frames in, S = stride, C = chunk_size, P = pad_left, F = fsmn pad rows, E = F + C rows per block in
+FunASR's chunked layout, N = ceil(T / S) blocks. Block k holds frames kS-P ... kS-P+C-1.
+
+>>> g = ChunkGeometry(num_frames=167, chunk_size=20, stride=10, pad_left=5, fsmn_pad=5)
+>>> g.num_blocks, g.chunked_length, g.last_block_rows
+(17, 417, 12)
+>>> ChunkGeometry(8, 6, 3, 2, 1).frames()[2].tolist()
+[4, 5, 6, 7, 8, 9]
+>>> look_back_rows([2, 3], 2).tolist()
+[[-1, -1], [-1, 0], [-1, -1], [-1, 2], [2, 3]]
+>>> g = ChunkGeometry(num_frames=25, chunk_size=6, stride=4, pad_left=1, fsmn_pad=2)
+>>> rows, ok = scama_rows(np.array([0, 2]), 1, g, look_back=1, valid=g.valid_rows().reshape(-1))
+>>> rows.tolist()
+[7, 8, 9, 10, 12, 13, 14, 15, 16, 17]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkGeometry:
+    """Geometry of one utterance's chunking (all sizes in encoder frames)."""
+
+    num_frames: int
+    chunk_size: int
+    stride: int
+    pad_left: int
+    fsmn_pad: int
+
+    def __post_init__(self) -> None:
+        if self.num_frames <= 0:
+            raise ValueError(f"num_frames={self.num_frames} must be > 0")
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.num_frames // self.stride)
+
+    @property
+    def block_rows(self) -> int:
+        """E = F + C: rows per block in FunASR's chunked layout."""
+        return self.fsmn_pad + self.chunk_size
+
+    @property
+    def chunked_length(self) -> int:
+        """Tc: length of FunASR's chunked layout (the last block stops at the last real frame)."""
+        n = self.num_blocks
+        return (
+            (n - 1) * self.block_rows
+            + self.fsmn_pad
+            + self.pad_left
+            + self.num_frames
+            - (n - 1) * self.stride
+        )
+
+    @property
+    def last_block_rows(self) -> int:
+        """Real (non fsmn-pad) rows in the last block."""
+        return self.pad_left + self.num_frames - (self.num_blocks - 1) * self.stride
+
+    def frames(self, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """[n, C] int64: the frame each row of blocks first..stop-1 holds (< 0 or >= T: zero rows)."""
+        k = np.arange(first, self.num_blocks if stop is None else stop, dtype=np.int64)[:, None]
+        return k * self.stride - self.pad_left + np.arange(self.chunk_size, dtype=np.int64)[None, :]
+
+    def valid_rows(self) -> np.ndarray:
+        """[N, C] bool: rows that exist in FunASR's layout (all but the tail of the last block)."""
+        valid = np.ones((self.num_blocks, self.chunk_size), dtype=bool)
+        valid[-1, self.last_block_rows :] = False
+        return valid
+
+    def centre_rows(self, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """[n, C] bool: centre rows (frames kS ... kS+S-1 that exist) of blocks first..stop-1: where CIF
+        may fire."""
+        p = np.arange(self.chunk_size)[None, :]
+        centre = (p >= self.pad_left) & (p < self.pad_left + self.stride)
+        return centre & (self.frames(first, stop) < self.num_frames)
+
+    def chunked_row(self, block, pos):
+        """Row index in FunASR's chunked layout of block row (block, pos) (ints or integer arrays)."""
+        return block * self.block_rows + self.fsmn_pad + pos
+
+
+def split_blocks(x: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+    """[T, D] frames -> [N, C, D] blocks; rows outside 0..T-1 are zero."""
+    idx = geom.frames()
+    inside = (idx >= 0) & (idx < geom.num_frames)
+    out = x[np.clip(idx, 0, geom.num_frames - 1)]
+    out[~inside] = 0
+    return out
+
+
+def merge_centres(blocks: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+    """[N, C, ...] blocks -> [T, ...]: each frame from the block where it is a centre frame."""
+    p, s = geom.pad_left, geom.stride
+    centres = blocks[:, p : p + s].reshape(-1, *blocks.shape[2:])
+    return centres[: geom.num_frames]
+
+
+def to_chunked_layout(blocks: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+    """[N, C, ...] blocks -> [Tc, ...] FunASR chunked layout with zero fsmn-pad rows."""
+    n = blocks.shape[0]
+    out = np.zeros((n, geom.block_rows, *blocks.shape[2:]), dtype=blocks.dtype)
+    out[:, geom.fsmn_pad :] = blocks
+    return out.reshape(n * geom.block_rows, *blocks.shape[2:])[: geom.chunked_length]
+
+
+def look_back_rows(num_blocks: Sequence[int], look_back: int) -> np.ndarray:
+    """[sum(num_blocks), L] int64: for utterances whose blocks are concatenated in one batch, the batch
+    row of each block's L previous blocks (oldest first; -1 = before the utterance start)."""
+    rows, offset = [], 0
+    for n in num_blocks:
+        prev = np.arange(n)[:, None] - np.arange(look_back, 0, -1)[None, :]
+        rows.append(np.where(prev >= 0, prev + offset, -1))
+        offset += n
+    if not rows:
+        return np.zeros((0, look_back), dtype=np.int64)
+    return np.concatenate(rows).astype(np.int64)
+
+
+def scama_rows(
+    token_blocks: np.ndarray, step: int, geom: ChunkGeometry, look_back: int, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Key row indices [M] into the flattened blocks [N*C] and their mask [M] for decoding step `step`.
+
+    M = look_back * stride + chunk_size. With no token fired at all (Σα < 1) FunASR has no mask row; we
+    use block 0. Rows of look-back blocks before the utterance start point at block 0 and are masked.
+    """
+    n = len(token_blocks)
+    block = int(token_blocks[min(step, n - 1)]) if n else 0
+    c, p, s = geom.chunk_size, geom.pad_left, geom.stride
+    js = np.arange(look_back, 0, -1)
+    starts = np.maximum(block - js, 0) * c + p
+    back = (starts[:, None] + np.arange(s)[None, :]).reshape(-1)
+    back_ok = np.repeat(block - js >= 0, s)
+    own = np.arange(block * c, block * c + c)
+    return np.concatenate([back, own]).astype(np.int64), np.concatenate([back_ok, valid[own]])

@@ -1,0 +1,241 @@
+"""FunASR's 2pass websocket protocol: the start message, the replies, and how its modes map onto ours.
+
+Client -> server: one JSON start message, then binary PCM16 LE mono (or the bytes of a container file when
+``wav_format`` is not ``pcm``), then ``{"is_speaking": false}``. A connection may carry several streams one
+after the other (each starts with its own start message).
+
+Mode mapping (FunASR mode -> our session mode; reply ``mode`` labels):
+
+==========  ===========  ============================================================================
+FunASR      ours         replies
+==========  ===========  ============================================================================
+``online``  ``fast``     partials and finals as ``online`` (pass 1 only)
+``2pass``   ``normal``   partials as ``2pass-online``; pass-2 refreshes (``is_final: false``) and finals
+                         (``is_final: true``) as ``2pass-offline``
+``offline`` ``offline``  one ``offline`` reply per stream after ``is_speaking: false`` (its text joins the
+                         utterances the VAD found; ``segments`` lists them)
+==========  ===========  ============================================================================
+
+Every reply carries FunASR's fields (``mode``, ``wav_name``, ``text``, ``is_final``, ``timestamp`` as a JSON
+string ``"[[beg_ms,end_ms],...]"``) plus ours: ``event`` (partial | refresh | final), ``span`` =
+``[start_ms, end_ms]``, the stretch of the stream whose earlier text this message replaces, and
+``utterance`` (index within the stream). Unlike FunASR (whose clients append each text), a message's text
+*replaces* the text shown for its span: a partial covers the pass-1 text after the last refresh, a
+refresh the utterance from its start, a final the whole utterance. After the last final the server sends
+``{"mode", "wav_name", "text": "", "is_final": true, "is_end": true}``. Errors: ``{"error": "...",
+"wav_name"}`` then a close frame with a code from :class:`CloseCode`.
+
+Accepted but unused: ``chunk_size`` and ``chunk_interval`` (the model's own chunking applies: 600 ms
+chunks with 300 ms look-ahead for the template), ``encoder_chunk_look_back``, ``decoder_chunk_look_back``
+and ``hotwords`` (no biasing in UniASR decoding); they are validated and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from uniasr.stream.session import StreamEvent
+
+log = logging.getLogger(__name__)
+
+FUNASR_MODES = {"online": "fast", "2pass": "normal", "offline": "offline"}
+MIN_AUDIO_FS = 4000
+MAX_AUDIO_FS = 192_000
+PCM_FORMATS = frozenset({"pcm", "pcm16", "s16le", "raw"})
+_FORMAT_RE = re.compile(r"^[a-z0-9]{1,10}$")  # any other format names a container (wav, mp3, flac, ...)
+
+
+class CloseCode:
+    """Websocket close codes the server uses (RFC 6455 section 7.4.1)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003  # binary before the start message, unknown wav_format
+    INVALID_DATA = 1007  # malformed JSON, bad field values, undecodable audio
+    POLICY = 1008  # bad token, limits (utterance length, file size), idle timeout
+    TOO_BIG = 1009  # a message over max_message_bytes (sent by the websockets library)
+    INTERNAL = 1011
+    TRY_LATER = 1013  # server busy
+
+
+class ProtocolError(ValueError):
+    """A client error: the message goes to the client as ``{"error": ...}``, then the connection closes."""
+
+    def __init__(self, message: str, code: int = CloseCode.INVALID_DATA) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StartMessage:
+    """The first JSON message of a stream, validated. ``session_mode`` is ours (fast | normal | offline)."""
+
+    mode: str  # FunASR's: online | 2pass | offline
+    wav_name: str = "stream"
+    wav_format: str = "pcm"
+    audio_fs: int = 16000
+    itn: bool = False
+    chunk_size: tuple[int, int, int] = (5, 10, 5)
+    chunk_interval: int = 10
+    hotwords: str = ""
+
+    @property
+    def session_mode(self) -> str:
+        return FUNASR_MODES[self.mode]
+
+    @property
+    def is_pcm(self) -> bool:
+        return self.wav_format in PCM_FORMATS
+
+
+def parse_json(text: str) -> dict[str, Any]:
+    """A text frame -> its JSON object; `ProtocolError` (1007) for anything else."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ProtocolError(f"malformed JSON message ({e}): {text[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}: {text[:80]!r}")
+    return obj
+
+
+def parse_start(msg: dict[str, Any]) -> StartMessage:
+    """Validate a start message; each bad field is named with what would be valid."""
+    mode = msg.get("mode", "2pass")
+    if mode not in FUNASR_MODES:
+        raise ProtocolError(f"mode={mode!r}; valid modes: {', '.join(FUNASR_MODES)}")
+    wav_format = str(msg.get("wav_format", "pcm") or "pcm").lower().lstrip(".")
+    if not _FORMAT_RE.match(wav_format):
+        raise ProtocolError(
+            f"wav_format={wav_format[:40]!r}: expected 'pcm' or a container's extension (wav, mp3, ...)",
+            CloseCode.UNSUPPORTED_DATA,
+        )
+    fs = msg.get("audio_fs", 16000)
+    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or fs != int(fs):
+        raise ProtocolError(f"audio_fs={fs!r}: expected an integer sample rate in Hz")
+    if not MIN_AUDIO_FS <= fs <= MAX_AUDIO_FS:
+        raise ProtocolError(f"audio_fs={fs!r} is out of range; valid: {MIN_AUDIO_FS}..{MAX_AUDIO_FS} Hz")
+    itn = msg.get("itn", False)
+    if not isinstance(itn, bool):
+        raise ProtocolError(f"itn={itn!r}: expected true or false")
+    name = msg.get("wav_name", "stream")
+    if not isinstance(name, (str, int)) or len(str(name)) > 256:
+        raise ProtocolError(f"wav_name={str(name)[:40]!r}: expected a string of at most 256 characters")
+    hotwords = msg.get("hotwords", "")
+    if not isinstance(hotwords, (str, dict)):
+        raise ProtocolError(f"hotwords={hotwords!r}: expected a string or an object")
+    start = StartMessage(
+        mode=mode,
+        wav_name=str(name),
+        wav_format=wav_format,
+        audio_fs=int(fs),
+        itn=itn,
+        chunk_size=_chunk_size(msg.get("chunk_size", [5, 10, 5])),
+        chunk_interval=_positive_int(msg.get("chunk_interval", 10), "chunk_interval"),
+        hotwords=hotwords if isinstance(hotwords, str) else json.dumps(hotwords, ensure_ascii=False),
+    )
+    if start.hotwords:
+        log.info("%s: hotwords are accepted but not used (UniASR decoding has no biasing)", start.wav_name)
+    return start
+
+
+def _chunk_size(value: Any) -> tuple[int, int, int]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    try:
+        sizes = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        sizes = ()
+    if len(sizes) != 3 or any(s < 0 for s in sizes) or sizes[1] <= 0:
+        raise ProtocolError(
+            f"chunk_size={value!r}: expected three counts [left, chunk, right], e.g. [5, 10, 5]"
+        )
+    return sizes  # type: ignore[return-value]
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ProtocolError(f"{name}={value!r}: expected a positive integer")
+    return value
+
+
+def is_end_of_speech(msg: dict[str, Any]) -> bool:
+    """``{"is_speaking": false}`` (newer clients may add ``"is_end": true``)."""
+    return msg.get("is_speaking") is False or msg.get("is_end") is True
+
+
+# --- replies -------------------------------------------------------------------------------------------
+
+_LABELS = {
+    ("online", "partial"): "online",
+    ("online", "final"): "online",
+    ("2pass", "partial"): "2pass-online",
+    ("2pass", "refresh"): "2pass-offline",
+    ("2pass", "final"): "2pass-offline",
+    ("offline", "final"): "offline",
+}
+
+
+def reply_label(funasr_mode: str, kind: str) -> str:
+    """The reply ``mode`` of one of our events in a FunASR mode (see the module docstring)."""
+    return _LABELS[(funasr_mode, kind)]
+
+
+def event_message(start: StartMessage, event: StreamEvent) -> dict[str, Any]:
+    """One of our stream events as a FunASR-style reply (plus ``event``, ``span``, ``utterance``)."""
+    return {
+        "mode": reply_label(start.mode, event.kind),
+        "wav_name": start.wav_name,
+        "text": event.text,
+        "is_final": event.kind == "final",
+        "timestamp": json.dumps([list(t) for t in event.timestamps]),
+        "event": event.kind,
+        "span": [event.start_ms, event.end_ms],
+        "utterance": event.utterance,
+    }
+
+
+def offline_message(start: StartMessage, finals: list[StreamEvent]) -> dict[str, Any]:
+    """The single reply of an offline stream: the utterances' texts joined, their segments listed."""
+    stamps = [list(t) for e in finals for t in e.timestamps]
+    return {
+        "mode": reply_label(start.mode, "final"),
+        "wav_name": start.wav_name,
+        "text": "".join(e.text for e in finals),
+        "is_final": True,
+        "timestamp": json.dumps(stamps),
+        "event": "final",
+        "span": [finals[0].start_ms, finals[-1].end_ms] if finals else [0, 0],
+        "utterance": 0,
+        "segments": [
+            {
+                "start_ms": e.start_ms,
+                "end_ms": e.end_ms,
+                "text": e.text,
+                "timestamp": [list(t) for t in e.timestamps],
+            }
+            for e in finals
+        ],
+    }
+
+
+def end_message(start: StartMessage) -> dict[str, Any]:
+    """The end acknowledgement after a stream's last result."""
+    return {
+        "mode": reply_label(start.mode, "final"),
+        "wav_name": start.wav_name,
+        "text": "",
+        "is_final": True,
+        "is_end": True,
+    }
+
+
+def error_message(error: str, wav_name: str | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"error": error}
+    if wav_name is not None:
+        msg["wav_name"] = wav_name
+    return msg

@@ -1,0 +1,189 @@
+"""gRPC service over a real socket on 127.0.0.1: streaming Recognize and unary RecognizeFile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+grpc = pytest.importorskip("grpc")
+pytest.importorskip("grpc_tools")
+
+import uniasr  # noqa: E402
+from conftest import FIXTURES, INPUTS  # noqa: E402
+from uniasr.audio.io import load_audio  # noqa: E402
+from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
+from uniasr.serve.client import to_pcm16  # noqa: E402
+from uniasr.serve.engine import Engine  # noqa: E402
+from uniasr.serve.grpc_service import GrpcOptions, load_proto  # noqa: E402
+from uniasr.serve.ws_server import WebSocketOptions  # noqa: E402
+
+pb, services = load_proto()
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return uniasr.load(FIXTURES / "funasr_uniasr_lookback" / "model_dir")
+
+
+def start(rec, token=None, vad=None, **tls) -> BackgroundServer:
+    options = ServeOptions(
+        websocket=WebSocketOptions(port=0),
+        grpc=GrpcOptions(port=0, token=token, idle_timeout_s=3.0, **tls),
+    )
+    return BackgroundServer(Engine(rec, vad=vad), options).start()
+
+
+@pytest.fixture(scope="module")
+def server(rec):
+    s = start(rec)
+    yield s
+    s.stop()
+
+
+def stub(s):
+    channel = grpc.insecure_channel(f"127.0.0.1:{s.grpc_port}")
+    return channel, services.RecognizerStub(channel)
+
+
+def requests(audio: np.ndarray, mode: str, rate: int = 16000, piece_ms: int = 60, end: bool = True):
+    yield pb.RecognizeRequest(config=pb.StreamConfig(mode=mode, sample_rate=rate, key="test"))
+    pcm, step = to_pcm16(audio), rate * piece_ms // 1000 * 2
+    for pos in range(0, len(pcm), step):
+        yield pb.RecognizeRequest(audio=pcm[pos : pos + step])
+    if end:
+        yield pb.RecognizeRequest(end=True)
+
+
+@pytest.mark.parametrize("mode", ["normal", "fast", "offline"])
+def test_stream_final_equals_transcribe(server, rec, mode):
+    audio = load_audio(INPUTS / "speech_10s.wav")
+    want = rec.transcribe(audio, mode=mode)[0]
+    channel, s = stub(server)
+    with channel:
+        events = list(s.Recognize(requests(audio, mode, end=mode != "fast"), timeout=60))
+    kinds = [e.kind for e in events]
+    assert kinds[-2:] == ["final", "end"] and kinds.count("final") == 1
+    expected_kinds = {"normal": {"partial", "refresh"}, "fast": {"partial"}, "offline": set()}[mode]
+    assert set(kinds[:-2]) == expected_kinds
+    final = events[-2]
+    assert final.text == want.text and list(final.tokens) == want.tokens and final.is_final
+    assert [(t.start_ms, t.end_ms) for t in final.timestamps] == [tuple(t) for t in want.timestamps]
+    assert final.score == pytest.approx(want.score, rel=1e-5, abs=1e-3)
+
+
+def test_recognize_file(server, rec):
+    want = rec.transcribe(INPUTS / "speech_10s.wav", mode="offline")[0]
+    channel, s = stub(server)
+    with channel:
+        r = s.RecognizeFile(
+            pb.RecognizeFileRequest(audio=(INPUTS / "speech_10s.wav").read_bytes(), key="k"), timeout=60
+        )
+        assert r.text == want.text and r.key == "k" and r.duration_s == pytest.approx(10.0, abs=0.01)
+        assert len(r.segments) == 1 and r.segments[0].text == want.text
+        audio = load_audio(INPUTS / "short_0_7s.wav")
+        raw = s.RecognizeFile(
+            pb.RecognizeFileRequest(audio=to_pcm16(audio), sample_rate=16000, mode="normal")
+        )
+        assert raw.text == rec.transcribe(audio, mode="normal")[0].text
+        for bad, fragment in (
+            (pb.RecognizeFileRequest(audio=b"garbage" * 100), "cannot decode"),
+            (pb.RecognizeFileRequest(audio=b"\x00" * 3, sample_rate=16000), "odd length"),
+            (pb.RecognizeFileRequest(audio=b"\x00" * 4, sample_rate=5), "sample_rate=5"),
+            (pb.RecognizeFileRequest(audio=b"\x00" * 4, sample_rate=16000, mode="turbo"), "mode='turbo'"),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                s.RecognizeFile(bad, timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in info.value.details()
+        assert s.RecognizeFile(pb.RecognizeFileRequest(audio=to_pcm16(audio), sample_rate=16000)).text
+
+
+def test_stream_errors_then_still_serving(server, rec):
+    channel, s = stub(server)
+    audio = load_audio(INPUTS / "short_0_7s.wav")
+    with channel:
+        with pytest.raises(grpc.RpcError) as info:  # audio before config
+            list(s.Recognize(iter([pb.RecognizeRequest(audio=b"\x00\x00")]), timeout=30))
+        assert (
+            info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "StreamConfig" in info.value.details()
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            list(s.Recognize(requests(audio, "normal", rate=1), timeout=30))
+        assert "sample_rate=1" in info.value.details()
+
+        def abandoned():  # the client stops in the middle: the server must release the stream
+            yield from list(requests(audio, "normal", end=False))[:4]
+            time.sleep(0.2)
+            raise RuntimeError("client gave up")
+
+        with pytest.raises(grpc.RpcError):
+            list(s.Recognize(abandoned(), timeout=30))
+        events = list(s.Recognize(requests(audio, "normal"), timeout=30))
+        assert events[-2].text == rec.transcribe(audio, mode="normal")[0].text
+    deadline = time.monotonic() + 10
+    while server.engine.open_streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.engine.open_streams == 0
+
+
+def test_token_is_required(rec):
+    srv = start(rec, token="s3cret")
+    try:
+        channel, s = stub(srv)
+        audio = to_pcm16(load_audio(INPUTS / "short_0_7s.wav"))
+        with channel:
+            for meta in ((), (("authorization", "Bearer nope"),)):
+                with pytest.raises(grpc.RpcError) as info:
+                    s.RecognizeFile(pb.RecognizeFileRequest(audio=audio, sample_rate=16000), metadata=meta)
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            for meta in ((("authorization", "Bearer s3cret"),), (("x-uniasr-token", "s3cret"),)):
+                assert s.RecognizeFile(
+                    pb.RecognizeFileRequest(audio=audio, sample_rate=16000), metadata=meta
+                ).text
+    finally:
+        srv.stop()
+
+
+def test_concurrent_streams(server, rec):
+    clips = [
+        load_audio(INPUTS / f"{stem}.wav") for stem in ("speech_10s", "short_0_7s", "long_35s", "speech_10s")
+    ]
+    modes = ["normal", "fast", "offline", "fast"]
+
+    async def one(stub_, audio, mode):
+        call = stub_.Recognize(requests(audio, mode))
+        return [e async for e in call]
+
+    async def run():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+            s = services.RecognizerStub(ch)
+            return await asyncio.gather(*(one(s, a, m) for a, m in zip(clips, modes)))
+
+    for events, audio, mode in zip(asyncio.run(run()), clips, modes):
+        assert events[-2].kind == "final" and events[-2].text == rec.transcribe(audio, mode=mode)[0].text
+
+
+def test_tls(rec, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    srv = start(rec, certfile=str(cert), keyfile=str(key))
+    try:
+        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"localhost:{srv.grpc_port}", creds) as channel:
+            s = services.RecognizerStub(channel)
+            audio = to_pcm16(load_audio(INPUTS / "short_0_7s.wav"))
+            r = s.RecognizeFile(pb.RecognizeFileRequest(audio=audio, sample_rate=16000), timeout=30)
+            assert r.text == rec.transcribe(load_audio(INPUTS / "short_0_7s.wav"), mode="offline")[0].text
+    finally:
+        srv.stop()
