@@ -75,13 +75,16 @@ def part_latency(rec, audio: np.ndarray, mode: str) -> None:
                     seen.setdefault((e.utterance, end), now)
             elif e.kind == "final":
                 finals.append((e, now))
-    lat = [seen_at - end / 1000 for (_, end), seen_at in seen.items()]
+    # the piece fed at wall time pos/16000 holds audio up to (pos + step)/16000: audio ending at e has
+    # arrived at wall time e - step/16000
+    ahead = step / 16000
+    lat = [seen_at - (end / 1000 - ahead) for (_, end), seen_at in seen.items()]
     print(f"\n[latency] mode={mode}, real time, 100 ms pieces")
     print(
         f"  token end -> first partial with it: median {statistics.median(lat):.3f} s"
         f"  p95 {pct(lat, 95):.3f} s  ({len(lat)} tokens)"
     )
-    ep = [now - (e.end_ms / 1000) for e, now in finals]
+    ep = [now - (e.end_ms / 1000 - ahead) for e, now in finals]
     if ep:
         print(
             f"  endpoint (end of trailing silence) -> final: median {statistics.median(ep):.3f} s "
@@ -122,6 +125,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
     p.add_argument("--modes", nargs="+", default=["fast", "normal"])
     p.add_argument("--streams", type=int, nargs="+", default=[1, 8, 16, 24, 32])
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model dir (default: the random full-size torch model);"
+        " an `uniasr export` dir runs on onnxruntime",
+    )
     a = p.parse_args()
     import torch
 
@@ -129,9 +139,12 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     OUT.mkdir(exist_ok=True)
-    rec = uniasr.load(make_template_model(OUT / "template_model"))
+    rec = uniasr.load(a.model or make_template_model(OUT / "template_model"), threads=a.threads)
     audio = synth_speechlike(a.seconds)
-    print(f"full-size UniASR (random weights), {a.threads} threads, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"full-size UniASR (random weights), backend {rec.backend.name}, {a.threads} threads, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
     if "chunks" in a.parts:
         part_chunks(rec, audio, a.modes)
     if "latency" in a.parts:
