@@ -50,7 +50,7 @@ def stub(s):
 
 def requests(audio: np.ndarray, mode: str, rate: int = 16000, piece_ms: int = 60, end: bool = True):
     yield pb.RecognizeRequest(config=pb.StreamConfig(mode=mode, sample_rate=rate, key="test"))
-    pcm, step = to_pcm16(audio), rate * piece_ms // 1000 * 2
+    pcm, step = to_pcm16(audio), max(2, rate * piece_ms // 1000 * 2)  # rate=1 (a bad config) still sends
     for pos in range(0, len(pcm), step):
         yield pb.RecognizeRequest(audio=pcm[pos : pos + step])
     if end:
