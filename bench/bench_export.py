@@ -22,30 +22,11 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, write_wav  # noqa: E402
+from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, template_model, write_wav  # noqa: E402
 
 REPO = BENCH.parent
 OUT = BENCH / "out"
-TEMPLATE = REPO / "tests" / "fixtures" / "uniasr_ja_template"
-AM_MVN = REPO / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir" / "am.mvn"
 VARIANTS = ("torch", "onnx-fp32", "onnx-int8")
-
-
-def make_model(out_dir: Path) -> Path:
-    """Random-weight full-size model dir (seed 0), written by `save_model_dir`."""
-    if (out_dir / "model.pt").exists():
-        return out_dir
-    import torch
-    import yaml
-
-    from uniasr.model.funasr_compat import parse_config, save_model_dir
-    from uniasr.model.uniasr import UniASR
-
-    tokens = json.loads((TEMPLATE / "tokens.json").read_text())
-    cfg = parse_config(yaml.safe_load((TEMPLATE / "config.yaml").read_text()), len(tokens))
-    torch.manual_seed(0)
-    save_model_dir(UniASR(cfg), cfg, tokens, AM_MVN, out_dir)
-    return out_dir
 
 
 def make_export(model_dir: Path, out_dir: Path, int8: bool) -> tuple[Path, float]:
@@ -147,7 +128,7 @@ def main() -> None:
         worker(a)
         return
     OUT.mkdir(exist_ok=True)
-    model = make_model(OUT / "export_model")
+    model = template_model(OUT / "export_model")
     dirs = {"torch": (model, 0.0)}
     for name, int8 in (("onnx-fp32", False), ("onnx-int8", True)):
         if name in a.variants:

@@ -26,30 +26,11 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import FIXTURE_INPUTS, Timer, current_rss_mb, peak_rss_mb, read_wav  # noqa: E402
+from common import FIXTURE_INPUTS, Timer, current_rss_mb, peak_rss_mb, read_wav, template_model  # noqa: E402
 
 REPO = BENCH.parent
 OUT = BENCH / "out"
-TEMPLATE = REPO / "tests" / "fixtures" / "uniasr_ja_template"
-AM_MVN = REPO / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir" / "am.mvn"
 CLIPS = ("speech_10s.wav", "long_35s.wav", "short_0_7s.wav")
-
-
-def ensure_model(out_dir: Path) -> Path:
-    """The full-size random-weight model dir (made with uniasr's code if it does not exist yet)."""
-    if (out_dir / "model.pt").exists():
-        return out_dir
-    import torch
-    import yaml
-
-    from uniasr.model.funasr_compat import parse_config, save_model_dir
-    from uniasr.model.uniasr import UniASR
-
-    tokens = json.loads((TEMPLATE / "tokens.json").read_text(encoding="utf-8"))
-    cfg = parse_config(yaml.safe_load((TEMPLATE / "config.yaml").read_text(encoding="utf-8")), len(tokens))
-    torch.manual_seed(0)
-    print(f"making {out_dir} (random weights, seed 0) ...", file=sys.stderr)
-    return save_model_dir(UniASR(cfg), cfg, tokens, AM_MVN, out_dir)
 
 
 def ensure_audio(minutes: float, seed: int = 0) -> Path:
@@ -162,7 +143,7 @@ def main() -> None:
         a.batch_seconds = a.batch_seconds[0]
         worker(a)
         return
-    model, wav = ensure_model(a.model), ensure_audio(a.minutes)
+    model, wav = template_model(a.model), ensure_audio(a.minutes)
     print(
         f"input {wav.name} ({a.minutes:g} min), model {model}, beam {a.beam}, vad {a.vad}, "
         f"{a.threads} threads"

@@ -20,47 +20,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, write_wav  # noqa: E402
+from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, template_model, write_wav  # noqa: E402
 
 REPO = BENCH.parent
 OUT = BENCH / "out"
-TEMPLATE = REPO / "tests" / "fixtures" / "uniasr_ja_template"
-AM_MVN = REPO / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir" / "am.mvn"
-
-
-def make_template_model(out_dir: Path) -> Path:
-    """Random-weight full-size model dir (FunASR-made when its venv exists, for an unbiased baseline)."""
-    if (out_dir / "model.pt").exists():
-        return out_dir
-    made = run_funasr(
-        [
-            "make-model",
-            "--config",
-            str(TEMPLATE / "config.yaml"),
-            "--tokens",
-            str(TEMPLATE / "tokens.json"),
-            "--am-mvn",
-            str(AM_MVN),
-            "--out",
-            str(out_dir),
-            "--seed",
-            "0",
-        ]
-    )
-    if made is None:
-        import json as _json
-
-        import torch
-        import yaml
-
-        from uniasr.model.funasr_compat import parse_config, save_model_dir
-        from uniasr.model.uniasr import UniASR
-
-        tokens = _json.loads((TEMPLATE / "tokens.json").read_text())
-        cfg = parse_config(yaml.safe_load((TEMPLATE / "config.yaml").read_text()), len(tokens))
-        torch.manual_seed(0)
-        save_model_dir(UniASR(cfg), cfg, tokens, AM_MVN, out_dir)
-    return out_dir
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -120,7 +83,7 @@ def main() -> None:
         worker(a)
         return
     OUT.mkdir(exist_ok=True)
-    model = make_template_model(a.model)
+    model = template_model(a.model, use_funasr=True)
     rows = []
     for sec in a.seconds:
         wav = write_wav(OUT / f"speechlike_{int(sec)}s.wav", synth_speechlike(sec), 16000)

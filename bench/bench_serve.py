@@ -36,8 +36,9 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from bench_offline import OUT, make_template_model  # noqa: E402
-from common import synth_speechlike  # noqa: E402
+from common import BENCH_DIR, synth_speechlike, template_model  # noqa: E402
+
+OUT = BENCH_DIR / "out"
 
 PIECE_MS = 60
 
@@ -204,7 +205,7 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=OUT / "template_model")
     p.add_argument("--json-out", type=Path, default=OUT / "bench_serve.json")
     args = p.parse_args()
-    model = make_template_model(args.model)
+    model = template_model(args.model, use_funasr=True)
     print(f"model {model}; {os.cpu_count()} CPUs; load average now {os.getloadavg()[0]:.2f}", flush=True)
     print(" | ".join(h for h, _ in COLUMNS))
     rows = []

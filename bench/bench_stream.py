@@ -24,8 +24,9 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from bench_offline import OUT, make_template_model  # noqa: E402
-from common import peak_rss_mb, synth_speechlike  # noqa: E402
+from common import BENCH_DIR, peak_rss_mb, synth_speechlike, template_model  # noqa: E402
+
+OUT = BENCH_DIR / "out"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -139,7 +140,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     OUT.mkdir(exist_ok=True)
-    rec = uniasr.load(a.model or make_template_model(OUT / "template_model"), threads=a.threads)
+    rec = uniasr.load(a.model or template_model(OUT / "template_model", use_funasr=True), threads=a.threads)
     audio = synth_speechlike(a.seconds)
     print(
         f"full-size UniASR (random weights), backend {rec.backend.name}, {a.threads} threads, "

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 FIXTURE_INPUTS = REPO_ROOT / "tests" / "fixtures" / "inputs"
+TEMPLATE = REPO_ROOT / "tests" / "fixtures" / "uniasr_ja_template"
+TEMPLATE_AM_MVN = REPO_ROOT / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir" / "am.mvn"
 FUNASR_RUNNER = BENCH_DIR / "funasr_runner.py"
 FUNASR_SETUP_HINT = (
     "bash bench/funasr_env.sh  # creates bench/.venv-funasr (FunASR 1.4.16, CPU torch, ~1.4 GB)"
@@ -200,3 +202,40 @@ def run_funasr(args: list[str], timeout: float | None = None) -> dict | None:
         raise RuntimeError(
             f"funasr_runner printed no valid JSON ({e}); stdout head: {proc.stdout[:300]!r}"
         ) from e
+
+
+def template_model(out_dir: Path, use_funasr: bool = False) -> Path:
+    """The full-size template architecture with random weights (seed 0) as a FunASR 1.x model dir.
+
+    Kept if it exists. With ``use_funasr`` FunASR's own code makes it when its venv exists (an unbiased
+    baseline), else uniasr's ``save_model_dir`` does (imports uniasr and torch: project venv only).
+    """
+    if (out_dir / "model.pt").exists():
+        return out_dir
+    if use_funasr:
+        args = [
+            "make-model",
+            "--config",
+            str(TEMPLATE / "config.yaml"),
+            "--tokens",
+            str(TEMPLATE / "tokens.json"),
+            "--am-mvn",
+            str(TEMPLATE_AM_MVN),
+            "--out",
+            str(out_dir),
+            "--seed",
+            "0",
+        ]
+        if run_funasr(args) is not None:
+            return out_dir
+    import torch
+    import yaml
+
+    from uniasr.model.funasr_compat import parse_config, save_model_dir
+    from uniasr.model.uniasr import UniASR
+
+    tokens = json.loads((TEMPLATE / "tokens.json").read_text(encoding="utf-8"))
+    cfg = parse_config(yaml.safe_load((TEMPLATE / "config.yaml").read_text(encoding="utf-8")), len(tokens))
+    torch.manual_seed(0)
+    logger.info("making %s (random weights, seed 0)", out_dir)
+    return save_model_dir(UniASR(cfg), cfg, tokens, TEMPLATE_AM_MVN, out_dir)
