@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import INPUTS, MODES
 from uniasr.audio.io import load_audio
-from uniasr.decode.scorer import TorchScorer
+from uniasr.decode.passes import decoder_memory, run_passes
 from uniasr.decode.search import SearchOptions, beam_search, greedy_search
 from uniasr.model.chunking import ChunkLayout, encoder_attention_mask, split_blocks, to_chunked_layout
 from uniasr.model.config import ChunkConfig, EncoderConfig
@@ -83,11 +83,11 @@ def test_encoder_mask_matches_spec_worked_example():
 def test_beam_one_equals_greedy(tiny_recognizer, mode):
     rec = tiny_recognizer
     feats = [rec.features(load_audio(INPUTS / f"{s}.wav")) for s in ("short_0_7s", "speech_10s")]
-    outs = rec.model.run(feats, mode)
-    _, _, dec = rec.model.pass_modules(outs[0].pass_index)
-    mems = [rec.model.scama_memory(o) for o in outs]
-    beam = beam_search(TorchScorer(dec, mems), [m.token_num for m in mems], SearchOptions(beam_size=1))
-    greedy = greedy_search(TorchScorer(dec, mems), [m.token_num for m in mems], SearchOptions(beam_size=1))
+    outs = run_passes(rec.backend, [f.numpy() for f in feats], mode)
+    mems = [decoder_memory(rec.backend, o) for o in outs]
+    nums = [m.token_num for m in mems]
+    beam = beam_search(rec.backend.scorer(outs[0].pass_index, mems), nums, SearchOptions(beam_size=1))
+    greedy = greedy_search(rec.backend.scorer(outs[0].pass_index, mems), nums, SearchOptions(beam_size=1))
     for b, g in zip(beam, greedy):
         assert b[0].token_ids == g[0].token_ids
         assert b[0].score == pytest.approx(g[0].score, abs=1e-5)

@@ -12,7 +12,7 @@ import torch
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES
 from uniasr.audio.io import load_audio
-from uniasr.decode.scorer import cross_memory
+from uniasr.decode.passes import decoder_memory, run_passes
 from uniasr.model.chunking import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.uniasr import mode_settings
 
@@ -54,8 +54,8 @@ def test_acoustic_tensors_match_reference(fixture, stem, mode):
     feats = ref_feats(fixture, stem)
     ind, _ = mode_settings(mode)
     with torch.inference_mode():
-        enc1 = rec.model.encoder([feats], ind)[0]
-        out = rec.model.run([feats], mode)[0]
+        enc1 = rec.model.encoder([feats], ind)[0]  # the torch (training) encoder path
+        out = run_passes(rec.backend, [feats.numpy()], mode)[0]  # what decoding runs
     if "enc1_out" in ref:
         lay = enc1.layout
         got = to_chunked_layout(enc1.blocks, lay)
@@ -70,22 +70,23 @@ def test_acoustic_tensors_match_reference(fixture, stem, mode):
         torch.testing.assert_close(got, torch.from_numpy(ref["stride_out"][0]), **TOL)
     if "enc2_out" in ref:
         lay = out.encoded.layout
-        got = to_chunked_layout(out.encoded.blocks, lay)
+        got = to_chunked_layout(torch.from_numpy(out.encoded.blocks), lay)
         rows = real_rows(lay)
         torch.testing.assert_close(got[rows], torch.from_numpy(ref["enc2_out"][0])[rows], **TOL)
         assert int(ref["enc2_len"][0]) == lay.chunked_length
     lay = out.encoded.layout
     alphas = to_chunked_layout(torch.zeros(lay.num_blocks, lay.chunk_size), lay)
-    alphas[lay.chunked_row(*_centre_rows(lay))] = out.cif.alphas
+    alphas[lay.chunked_row(*_centre_rows(lay))] = torch.from_numpy(out.cif.alphas)
     torch.testing.assert_close(alphas, torch.from_numpy(ref["cif_alphas"][0]), rtol=0, atol=1e-5)
     assert out.cif.token_num == pytest.approx(float(ref["cif_token_num"][0]), abs=1e-4)
-    torch.testing.assert_close(out.cif.embeds, torch.from_numpy(ref["cif_embeds"][0]), **TOL)
-    mask = scama_mask(lay, out.cif.fire_blocks, out.chunk.decoder_look_back)
+    torch.testing.assert_close(
+        torch.from_numpy(out.cif.embeds), torch.from_numpy(ref["cif_embeds"][0]), **TOL
+    )
+    fire_blocks, fire_frames = torch.from_numpy(out.cif.fire_blocks), torch.from_numpy(out.cif.fire_frames)
+    mask = scama_mask(lay, fire_blocks, out.chunk.decoder_look_back)
     assert torch.equal(mask, torch.from_numpy(ref["scama_mask"][0]))
     align = torch.zeros(lay.chunked_length, dtype=torch.int32)
-    fire_rows = lay.chunked_row(
-        out.cif.fire_blocks, out.cif.fire_frames - out.cif.fire_blocks * lay.stride + lay.pad_left
-    )
+    fire_rows = lay.chunked_row(fire_blocks, fire_frames - fire_blocks * lay.stride + lay.pad_left)
     align.index_add_(0, fire_rows, torch.ones_like(fire_rows, dtype=torch.int32))
     assert torch.equal(align, torch.from_numpy(ref["alignments"][0]))
 
@@ -104,25 +105,25 @@ def test_decoder_logprobs_match_reference(fixture, stem, mode):
     rec = recognizer(fixture)
     ref = reference(fixture, stem, mode)
     with torch.inference_mode():
-        out = rec.model.run([ref_feats(fixture, stem)], mode)[0]
+        out = run_passes(rec.backend, [ref_feats(fixture, stem).numpy()], mode)[0]
         _, _, decoder = rec.model.pass_modules(out.pass_index)
-        memory = rec.model.scama_memory(out)
+        memory = decoder_memory(rec.backend, out)
+        scorer = rec.backend.scorer(out.pass_index, [memory])  # step-wise, as the search scores
         prefix = [1] + ref["prefix_ids"].tolist()
-        cache = decoder.init_cache(1)
+        cache = scorer.initial_cache(0)
         stepwise = []
         for i, tok in enumerate(prefix):
-            cross = cross_memory(decoder, [memory], [1], [i])
-            logp, cache = decoder.step(torch.tensor([tok]), memory.cif_row(i)[None], cross, cache)
-            stepwise.append(logp[0])
+            logps, (cache,) = scorer.score([0], [i], [np.array([tok])], [cache])
+            stepwise.append(torch.from_numpy(logps[0][0]))
         torch.testing.assert_close(torch.stack(stepwise), torch.from_numpy(ref["prefix_logp"]), **TOL)
         # teacher forced, FunASR's formulation: chunked memory + SCAMA mask rows
         lay = out.encoded.layout
-        mem = to_chunked_layout(out.encoded.blocks, lay)[None]
-        full = scama_mask(lay, out.cif.fire_blocks, out.chunk.decoder_look_back).bool()
+        mem = to_chunked_layout(torch.from_numpy(out.encoded.blocks), lay)[None]
+        full = scama_mask(lay, torch.from_numpy(out.cif.fire_blocks), out.chunk.decoder_look_back).bool()
         n = max(full.shape[0], 1)
         rows = [min(i, n - 1) for i in range(len(prefix))]
         mask = full[rows] if full.shape[0] else torch.zeros(len(prefix), lay.chunked_length, dtype=torch.bool)
-        cif = torch.stack([memory.cif_row(i) for i in range(len(prefix))])[None]
+        cif = torch.from_numpy(np.stack([memory.cif_row(i) for i in range(len(prefix))]))[None]
         logits = decoder(torch.tensor([prefix]), cif, mem, mask[None])
         tf = torch.log_softmax(logits[0], dim=-1)
         torch.testing.assert_close(tf, torch.from_numpy(ref["tf_logp"]), **TOL)

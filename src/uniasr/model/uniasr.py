@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from uniasr.model.chunking import ChunkLayout, merge_centres
-from uniasr.model.config import ChunkConfig, StrideConvConfig, UniASRConfig
+from uniasr.model.config import StrideConvConfig, UniASRConfig
 from uniasr.model.decoder import ScamaDecoder
 from uniasr.model.encoder import EncodedBlocks, SanmEncoder
 from uniasr.model.layout import scama_rows
-from uniasr.model.modes import MODES, frame_ms, mode_settings
-from uniasr.model.predictor import CifPredictor, CifResult, cif_from_blocks
+from uniasr.model.modes import MODES, mode_settings
+from uniasr.model.predictor import CifPredictor
 
-__all__ = ["MODES", "PassOutput", "ScamaMemory", "StrideConv", "UniASR", "mode_settings"]
+__all__ = ["MODES", "ScamaMemory", "StrideConv", "UniASR", "mode_settings"]
 
 
 class StrideConv(nn.Module):
@@ -41,21 +41,6 @@ class StrideConv(nn.Module):
     def forward_window(self, padded: torch.Tensor) -> torch.Tensor:
         """Rows of an already padded window [t, D] (streaming: the caller supplies the zero padding)."""
         return torch.relu(self.conv(padded.t().unsqueeze(0))).squeeze(0).t()
-
-
-@dataclass
-class PassOutput:
-    """What one pass produced for one utterance: encoder blocks and the CIF result."""
-
-    encoded: EncodedBlocks
-    cif: CifResult
-    chunk: ChunkConfig
-    pass_index: int
-
-    @property
-    def frame_ms(self) -> float:
-        """Duration of one encoder frame of this pass (60 ms LFR frames, doubled by the stride conv)."""
-        return frame_ms(self.pass_index)
 
 
 @dataclass
@@ -117,44 +102,3 @@ class UniASR(nn.Module):
     def second_pass_input(self, feats: torch.Tensor, enc1: EncodedBlocks) -> torch.Tensor:
         """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
         return self.stride_conv(torch.cat([feats, merge_centres(enc1.blocks, enc1.layout)], dim=-1))
-
-    def predict(self, predictor: CifPredictor, encoded: list[EncodedBlocks]) -> list[CifResult]:
-        """Run the CIF predictor on all utterances' blocks at once."""
-        blocks = torch.cat([e.blocks for e in encoded])
-        valid = torch.cat([e.layout.row_valid() for e in encoded]).to(blocks.device)
-        centre = torch.cat([e.layout.centre_mask() for e in encoded]).to(blocks.device)
-        alphas = predictor.alphas(blocks, valid, centre)
-        out, start = [], 0
-        for e in encoded:
-            n = e.layout.num_blocks
-            out.append(
-                cif_from_blocks(alphas[start : start + n], e.blocks, e.layout, predictor.cfg.threshold)
-            )
-            start += n
-        return out
-
-    def run(self, feats: list[torch.Tensor], mode: str) -> list[PassOutput]:
-        """Acoustic part of decoding for a batch of utterances: feats list of [T_i, F] (CMVN'd LFR)."""
-        ind, pass_index = mode_settings(mode)
-        encoded = self.encoder(feats, ind)
-        if pass_index == 2:
-            encoded = self.encoder2([self.second_pass_input(f, e) for f, e in zip(feats, encoded)], ind)
-        encoder, predictor, _ = self.pass_modules(pass_index)
-        cifs = self.predict(predictor, encoded)
-        chunk = encoder.chunk(ind)
-        return [PassOutput(e, c, chunk, pass_index) for e, c in zip(encoded, cifs)]
-
-    def scama_memory(self, out: PassOutput) -> ScamaMemory:
-        """Project one utterance's encoder output for its pass's decoder."""
-        _, _, decoder = self.pass_modules(out.pass_index)
-        lay = out.encoded.layout
-        flat = out.encoded.blocks.reshape(-1, out.encoded.blocks.shape[-1])
-        return ScamaMemory(
-            kv=decoder.project_memory(flat),
-            valid=lay.row_valid().reshape(-1),
-            layout=lay,
-            token_blocks=out.cif.fire_blocks,
-            look_back=out.chunk.decoder_look_back,
-            cif_embeds=out.cif.embeds,
-            token_num=out.cif.token_num,
-        )
