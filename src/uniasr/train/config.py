@@ -66,6 +66,7 @@ class TrainConfig:
     dev_cer_max_utts: int | None = None
     freeze_pass1: bool = False
     freeze_encoder2: bool = False
+    ctc_weight: float = 0.0  # auxiliary CTC loss on encoder 1 (a training aid; not saved in the model)
     on_bad_data: str = "skip"
     resume: str | None = None
 

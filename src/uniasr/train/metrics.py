@@ -20,6 +20,8 @@ def summarize(stats: torch.Tensor, loss: LossConfig) -> dict[str, float]:
     s = dict(zip(STATS, stats.tolist()))
     denom = max(s["tokens"] if loss.length_normalized_loss else s["utts"], 1.0)
     out = {k: s[k] / denom for k in ("loss1", "kl1", "mae1", "loss2", "kl2", "mae2")}
+    if s["ctc"]:
+        out["ctc"] = s["ctc"] / denom  # the auxiliary CTC loss; not part of "loss"
     w1 = loss.loss_weight_model1
     out["loss"] = w1 * out["loss1"] + (1.0 - w1) * out["loss2"]
     out["acc1"] = s["correct1"] / max(s["tokens"], 1.0)

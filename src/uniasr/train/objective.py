@@ -6,7 +6,9 @@ fires at the first frame where floor(cumsum(scaled alphas)) >= k, and its chunk 
 (training rounding: len(y)+1 rows); the decoder is teacher-forced with ys_in = [<s>]+y and scored against
 ys_out = y+[</s>] with label-smoothed KL; the predictor loss is |Σα − (len(y)+1)| before scaling.
 Total = w1·(KL1 + pw1·MAE1) + (1−w1)·(KL2 + pw2·MAE2), normalised by the number of target tokens
-(length_normalized_loss) or utterances.
+(length_normalized_loss) or utterances. Optionally (a uniasr training aid, not in the published objective)
++ ctc_weight·CTC on encoder 1's centre frames through a linear head that lives here, not in the model, so
+the saved model dir is unchanged; it gives the encoder a frame-level signal when training from scratch.
 
 Integrate-and-fire as a cumulative sum: with c_t = Σ_{s<=t} α_s, frame t gives token k the weight
 |[c_t − α_t, c_t] ∩ [k−1, k]|. For α_t <= 1 this is FunASR's recurrence (including its gradients); tokens
@@ -29,7 +31,7 @@ from uniasr.model.uniasr import UniASR
 from uniasr.train.tokens import EOS, SOS
 
 FIRE_TOL = 1e-4  # float32 slack so that Σ scaled alphas = n - ε still fires token n
-STATS = ("loss1", "kl1", "mae1", "correct1", "loss2", "kl2", "mae2", "correct2", "tokens", "utts")
+STATS = ("loss1", "kl1", "mae1", "correct1", "loss2", "kl2", "mae2", "correct2", "tokens", "utts", "ctc")
 
 
 def label_smoothing_kl(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -106,12 +108,23 @@ class TrainingObjective(nn.Module):
 
     freeze_pass1: encoder 1, predictor 1 and decoder 1 run without gradients (FunASR `enable_maas_finetune`);
     freeze_encoder2: the stride conv and encoder 2 run without gradients (FunASR `freeze_encoder2`).
+    ctc_weight: weight of the auxiliary CTC loss on encoder 1 (0 = none, FunASR's objective).
     """
 
-    def __init__(self, model: UniASR, freeze_pass1: bool = False, freeze_encoder2: bool = False) -> None:
+    def __init__(
+        self,
+        model: UniASR,
+        freeze_pass1: bool = False,
+        freeze_encoder2: bool = False,
+        ctc_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.freeze_pass1, self.freeze_encoder2 = freeze_pass1, freeze_encoder2
+        if ctc_weight < 0 or (ctc_weight > 0 and freeze_pass1):
+            raise ValueError(f"ctc_weight={ctc_weight} must be >= 0 and needs a trainable encoder 1")
+        self.ctc_weight = ctc_weight
+        self.ctc = nn.Linear(model.cfg.encoder.output_dim, model.cfg.vocab_size) if ctc_weight > 0 else None
         loss = model.cfg.loss
         if not 0.0 <= loss.loss_weight_model1 <= 1.0:
             raise ValueError(f"loss_weight_model1={loss.loss_weight_model1} must be in [0, 1]")
@@ -163,6 +176,17 @@ class TrainingObjective(nn.Module):
         correct = (logits.detach().argmax(-1) == ys_out).sum()
         return kl, mae, correct
 
+    def ctc_loss(self, encoded: list[EncodedBlocks], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Summed CTC loss (blank 0) of the auxiliary head over each utterance's centre frames."""
+        assert self.ctc is not None
+        hidden = pad_sequence([merge_centres(e.blocks, e.layout) for e in encoded], batch_first=True)
+        logp = torch.log_softmax(self.ctc(hidden).float(), dim=-1).transpose(0, 1)  # [T, B, V]
+        lengths = torch.tensor([e.layout.num_frames for e in encoded])
+        return nn.functional.ctc_loss(
+            logp, torch.cat(list(targets)), lengths, torch.tensor([len(t) for t in targets]),
+            blank=0, reduction="sum", zero_infinity=True,
+        )  # fmt: skip
+
     def forward(
         self, feats: list[torch.Tensor], targets: list[torch.Tensor], ind: int, scale: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,6 +204,10 @@ class TrainingObjective(nn.Module):
                 loss1 = kl + loss_cfg.predictor_weight * mae
                 total = total + w1 * loss1
                 stats[0:4] = _stat_row(loss1, kl, mae, correct)
+            if self.ctc is not None:
+                ctc = self.ctc_loss(enc1, targets)
+                total = total + self.ctc_weight * ctc
+                stats[10] = float(ctc.detach())
         if w1 < 1:
             with torch.set_grad_enabled(grad and not self.freeze_encoder2):
                 inputs2 = [model.second_pass_input(f, e) for f, e in zip(feats, enc1)]

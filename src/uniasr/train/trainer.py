@@ -114,7 +114,9 @@ class Trainer:
         if cfg.freeze_encoder2:
             for m in (model.stride_conv, model.encoder2):
                 m.requires_grad_(False)
-        self.objective = TrainingObjective(model, cfg.freeze_pass1, cfg.freeze_encoder2).to(info.device)
+        self.objective = TrainingObjective(model, cfg.freeze_pass1, cfg.freeze_encoder2, cfg.ctc_weight).to(
+            info.device
+        )
         self.model = model
         w1 = data.config.loss.loss_weight_model1
         self.net: torch.nn.Module = self.objective
@@ -139,6 +141,11 @@ class Trainer:
     def _load(self, path: Path) -> None:
         payload = ckpt.load_checkpoint(path)
         self.model.load_state_dict(payload["model"])
+        if (self.objective.ctc is None) != ("ctc" not in payload):
+            was = "with" if "ctc" in payload else "without"
+            raise ValueError(f"{path} was trained {was} --ctc-weight; resume it {was} that option")
+        if self.objective.ctc is not None:
+            self.objective.ctc.load_state_dict(payload["ctc"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.state = TrainState(**payload["state"])
@@ -164,6 +171,8 @@ class Trainer:
                 "state": asdict(self.state),
                 "rng": rng,
             }
+            if self.objective.ctc is not None:
+                payload["ctc"] = self.objective.ctc.state_dict()
             ckpt.atomic_save(payload, ckpt.checkpoint_path(self.exp, self.state.step))
             ckpt.prune_checkpoints(self.exp, self.cfg.keep_checkpoints)
         barrier(self.info)
@@ -276,7 +285,7 @@ class Trainer:
         values = summarize(all_reduce_sum(interval, self.info), self.model.cfg.loss)
         values.update(lr=self.scheduler.get_last_lr()[0], grad_norm=norm, seconds=round(seconds, 3))
         log.info(
-            "epoch %d step %d: loss %.4f (pass1 %.4f, pass2 %.4f) acc %.3f/%.3f lr %.3g",
+            "epoch %d step %d: loss %.4f (pass1 %.4f, pass2 %.4f) acc %.3f/%.3f lr %.3g%s",
             self.state.epoch + 1,
             self.state.step,
             values["loss"],
@@ -285,6 +294,7 @@ class Trainer:
             values["acc1"],
             values["acc2"],
             values["lr"],
+            f" ctc {values['ctc']:.4f}" if "ctc" in values else "",
         )
         self.sink.write("train", self.state.step, self.state.epoch, values)
 

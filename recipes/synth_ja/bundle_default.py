@@ -1,0 +1,61 @@
+"""Copy a trained model dir into the package as the bundled default model, with float16 weights.
+
+    python -m recipes.synth_ja.bundle_default exp/default/model [--out src/uniasr/models/default]
+
+The loader widens the weights back to float32, so decoding runs in float32 as for the original; float16
+halves the file (the package limit for the default model is 40 MB). Refuses to overwrite an existing
+model unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+FILES = ("config.yaml", "tokens.json", "am.mvn")
+MAX_BYTES = 40 * 1024 * 1024
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "src" / "uniasr" / "models" / "default"
+
+
+def half_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors to float16 (cloned, contiguous); other tensors unchanged."""
+    return {k: v.to(torch.float16).contiguous() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def bundle(model_dir: Path, out: Path, overwrite: bool = False) -> Path:
+    model_dir, out = Path(model_dir), Path(out)
+    missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir}: missing {', '.join(missing)}")
+    if (out / "model.pt").exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a model; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    tmp = out / "model.pt.tmp"
+    torch.save(half_state_dict(state), tmp)
+    size = tmp.stat().st_size
+    if size > MAX_BYTES:
+        tmp.unlink()
+        raise ValueError(f"float16 weights are {size / 2**20:.1f} MiB, over the 40 MB limit")
+    tmp.replace(out / "model.pt")
+    for name in FILES:
+        shutil.copyfile(model_dir / name, out / name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", type=Path, help="a FunASR 1.x model dir written by `uniasr train`")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    out = bundle(args.model_dir, args.out, args.overwrite)
+    size = (out / "model.pt").stat().st_size / 2**20
+    print(f"{out}: model.pt {size:.1f} MiB (float16)")
+
+
+if __name__ == "__main__":
+    main()
