@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,34 @@ def tiny_recognizer(tiny_dir):
     import uniasr
 
     return uniasr.load(tiny_dir)
+
+
+@pytest.fixture
+def tls_certificate(tmp_path) -> tuple[Path, Path]:
+    """A self-signed (cert.pem, key.pem) valid for localhost and 127.0.0.1 (skips without the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def batched_finals(sessions: list, clips: list, step: int) -> list[list]:
+    """Feed each session its clip `step` samples at a time, all sessions through one `process_sessions`
+    call per round; -> the final events of each session."""
+    from uniasr.stream.session import process_sessions
+
+    finals: list[list] = [[] for _ in sessions]
+    for pos in range(0, max(len(c) for c in clips), step):
+        for s, c in zip(sessions, clips):
+            if pos < len(c):
+                s.push(c[pos : pos + step])
+                if pos + step >= len(c):
+                    s.input_finished()
+        for i, evs in enumerate(process_sessions(sessions)):
+            finals[i] += [e for e in evs if e.kind == "final"]
+    return finals

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import uniasr
-from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES
+from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES, batched_finals
 from uniasr.audio.features import Cmvn
 from uniasr.audio.io import load_audio
 from uniasr.decode.passes import run_passes
@@ -22,7 +22,7 @@ from uniasr.export.metadata import PIECES, ExportDirError, Manifest, config_from
 from uniasr.export.wrappers import model_pieces
 from uniasr.model.funasr_compat import read_model_dir
 from uniasr.model.modes import mode_settings
-from uniasr.stream.session import StreamingSession, process_sessions
+from uniasr.stream.session import StreamingSession
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -90,17 +90,8 @@ def test_onnx_sessions_batched_equal_each_alone(onnx_recs):
     modes = ["normal", "fast", "offline"]
     alone = [rec.transcribe(c, mode=m)[0].token_ids for c, m in zip(clips, modes)]
     sessions = [StreamingSession(rec, mode=m) for m in modes]
-    finals: dict[int, list] = {i: [] for i in range(3)}
-    step = 8000
-    for pos in range(0, max(len(c) for c in clips), step):
-        for s, c in zip(sessions, clips):
-            if pos < len(c):
-                s.push(c[pos : pos + step])
-                if pos + step >= len(c):
-                    s.input_finished()
-        for i, evs in enumerate(process_sessions(sessions)):
-            finals[i] += [e for e in evs if e.kind == "final"]
-    assert [f[0].result.token_ids for f in finals.values()] == alone
+    finals = batched_finals(sessions, clips, step=8000)
+    assert [f[0].result.token_ids for f in finals] == alone
 
 
 def test_mixed_look_back_config(tmp_path, torch_recs):

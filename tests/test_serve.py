@@ -360,19 +360,10 @@ def test_token_and_connection_limit(rec):
         s.stop()
 
 
-def test_tls(rec, tmp_path):
-    import shutil
+def test_tls(rec, tls_certificate):
     import ssl
-    import subprocess
 
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed (needed to make a test certificate)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = tls_certificate
     s = start_server(rec, certfile=str(cert), keyfile=str(key))
     try:
         ctx = ssl.create_default_context(cafile=str(cert))

@@ -165,18 +165,8 @@ def test_concurrent_streams(server, rec):
         assert events[-2].kind == "final" and events[-2].text == rec.transcribe(audio, mode=mode)[0].text
 
 
-def test_tls(rec, tmp_path):
-    import shutil
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed (needed to make a test certificate)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+def test_tls(rec, tls_certificate):
+    cert, key = tls_certificate
     srv = start(rec, certfile=str(cert), keyfile=str(key))
     try:
         creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())

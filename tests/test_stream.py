@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import uniasr
-from conftest import FIXTURES, INPUTS, MODES
+from conftest import FIXTURES, INPUTS, MODES, batched_finals
 from uniasr.audio.io import load_audio
 from uniasr.stream.endpoint import EndpointConfig
-from uniasr.stream.session import StreamingSession, process_sessions
+from uniasr.stream.session import StreamingSession
 from uniasr.vad import load_vad
 
 
@@ -87,16 +87,7 @@ def test_many_sessions_batched_equal_each_alone(tiny_recognizer):
     modes = ["normal", "fast", "normal"]
     alone = [rec.transcribe(c, mode=m)[0].token_ids for c, m in zip(clips, modes)]
     sessions = [StreamingSession(rec, mode=m) for m in modes]
-    finals: dict[int, list] = {i: [] for i in range(3)}
-    step = 4800
-    for pos in range(0, max(len(c) for c in clips), step):
-        for s, c in zip(sessions, clips):
-            if pos < len(c):
-                s.push(c[pos : pos + step])
-                if pos + step >= len(c):
-                    s.input_finished()
-        for i, evs in enumerate(process_sessions(sessions)):
-            finals[i] += [e for e in evs if e.kind == "final"]
+    finals = batched_finals(sessions, clips, step=4800)
     for i in range(3):
         assert len(finals[i]) == 1 and finals[i][0].result.token_ids == alone[i]
 
