@@ -1,10 +1,13 @@
 """Copy a trained model dir into the package as the bundled default model, with float16 weights.
 
-    python -m recipes.synth_ja.bundle_default exp/default/model [--out src/uniasr/models/default]
+    python -m recipes.synth_ja.bundle_default exp/default/model [--out src/uniasr/models/default] \
+        [--token-num-relax 0]
 
 The loader widens the weights back to float32, so decoding runs in float32 as for the original; float16
 halves the file (the package limit for the default model is 40 MB). Refuses to overwrite an existing
-model unless --overwrite.
+model unless --overwrite. --token-num-relax writes a `decoding.yaml` (the ModelScope file that uniasr reads
+in any model dir) so the beam search runs at most int(sum(alphas)) + N steps instead of FunASR's + 5: an
+undertrained decoder that misses the end-of-sentence token otherwise fills those steps with made-up words.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def half_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float16).contiguous() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def bundle(model_dir: Path, out: Path, overwrite: bool = False) -> Path:
+def bundle(model_dir: Path, out: Path, overwrite: bool = False, token_num_relax: int | None = None) -> Path:
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
     if missing:
@@ -43,6 +46,11 @@ def bundle(model_dir: Path, out: Path, overwrite: bool = False) -> Path:
     tmp.replace(out / "model.pt")
     for name in FILES:
         shutil.copyfile(model_dir / name, out / name)
+    decoding = out / "decoding.yaml"
+    if token_num_relax is None:
+        decoding.unlink(missing_ok=True)
+    else:
+        decoding.write_text(f"beam_size: 5\ntoken_num_relax: {token_num_relax}\n", encoding="utf-8")
     return out
 
 
@@ -51,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model_dir", type=Path, help="a FunASR 1.x model dir written by `uniasr train`")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--token-num-relax", type=int, help="write decoding.yaml with this token_num_relax")
     args = p.parse_args(argv)
-    out = bundle(args.model_dir, args.out, args.overwrite)
+    out = bundle(args.model_dir, args.out, args.overwrite, args.token_num_relax)
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")
 

@@ -1,7 +1,9 @@
-"""Plot a training run's curve from its metrics.jsonl: train loss per logging window, dev loss and dev CER
-per epoch.
+"""Plot a training run's curve from its metrics.jsonl files: train loss per logging window, dev loss and
+dev CER per epoch. Several files are stages of one run (e.g. from scratch, then `--init` from its model):
+their steps and epochs continue one another and a dotted line marks where each stage starts.
 
-    python -m recipes.synth_ja.plot_curve exp/default/metrics.jsonl docs/default_model_training.png
+    python -m recipes.synth_ja.plot_curve exp/default/metrics.jsonl exp/default_ft/metrics.jsonl \
+        --out docs/default_model_training.png
 
 Needs matplotlib (the `train` extra).
 """
@@ -29,19 +31,38 @@ def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     return train, dev
 
 
-def plot(metrics: Path, out: Path, title: str) -> Path:
+def join_stages(
+    paths: list[Path], step0: int = 0, epoch0: int = 0
+) -> tuple[list[dict], list[dict], list[int]]:
+    """Stages -> (train records, dev records, first step of each stage after the first), with each stage's
+    steps and epochs shifted to follow the previous stage's last ones (the first stage's by step0/epoch0)."""
+    train, dev, starts = [], [], []
+    for i, path in enumerate(paths):
+        t, d = read_metrics(path)
+        if i:
+            starts.append(step0)
+        train += [{**r, "step": r["step"] + step0, "epoch": r["epoch"] + epoch0} for r in t]
+        dev += [{**r, "step": r["step"] + step0, "epoch": r["epoch"] + epoch0} for r in d]
+        step0 = train[-1]["step"]
+        epoch0 = max(r["epoch"] for r in train)
+    return train, dev, starts
+
+
+def plot(stages: list[Path], out: Path, title: str, step0: int = 0, epoch0: int = 0) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, dev = read_metrics(metrics)
+    train, dev, starts = join_stages(stages, step0, epoch0)
     fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in train]
     ax_loss.plot(steps, [r["loss1"] for r in train], lw=0.8, label="train pass 1")
     ax_loss.plot(steps, [r["loss2"] for r in train], lw=0.8, label="train pass 2")
     if dev:
         ax_loss.plot([r["step"] for r in dev], [r["dev_loss"] for r in dev], "o-", label="dev (both passes)")
+    for s in starts:
+        ax_loss.axvline(s, color="grey", ls=":", lw=1)
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss per token (KL + CIF count)")
     ax_loss.set_yscale("log")
@@ -61,11 +82,13 @@ def plot(metrics: Path, out: Path, title: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("metrics", type=Path, help="metrics.jsonl of a `uniasr train` run")
-    p.add_argument("out", type=Path, help="PNG to write")
+    p.add_argument("metrics", type=Path, nargs="+", help="each stage's metrics.jsonl, in order")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--first-step", type=int, default=0, help="steps done before the first file's (x offset)")
+    p.add_argument("--first-epoch", type=int, default=0, help="epochs done before the first file's")
     p.add_argument("--title", default="uniasr default model: training on the synthetic Japanese corpus")
     args = p.parse_args(argv)
-    print(plot(args.metrics, args.out, args.title))
+    print(plot(args.metrics, args.out, args.title, args.first_step, args.first_epoch))
 
 
 if __name__ == "__main__":
