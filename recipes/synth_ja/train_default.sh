@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NUM_UTTS=${1:-10290}
 EPOCHS=${2:-4}
-EPOCHS2=${3:-6}
+EPOCHS2=${3:-7}
 DATA=data/synth_ja
 EXP=exp/default
 BUNDLED=src/uniasr/models/default
