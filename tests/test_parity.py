@@ -167,3 +167,16 @@ def test_modelscope_decoding_yaml_sets_defaults(ms_dirs):
     rec = uniasr.load(ms_dirs["funasr_uniasr_tiny"])
     assert rec.defaults.mode == "normal" and rec.defaults.beam_size == 5 and rec.defaults.token_num_relax == 5
     assert rec.tokens.tokens == recognizer("funasr_uniasr_tiny").tokens.tokens
+
+
+@pytest.mark.parametrize("mode", ["fast", "normal", "offline"])
+def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode):
+    import shutil
+
+    from uniasr.model.config import DecodingDefaults
+    from uniasr.model.funasr_compat import read_model_dir, write_decoding
+
+    model_dir = shutil.copytree(tiny_dir, tmp_path / "model")
+    want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode)
+    write_decoding(model_dir, want)
+    assert read_model_dir(model_dir).decoding == want

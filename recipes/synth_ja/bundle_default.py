@@ -18,6 +18,9 @@ from pathlib import Path
 
 import torch
 
+from uniasr.model.config import DecodingDefaults
+from uniasr.model.funasr_compat import DECODING_FILE, write_decoding
+
 FILES = ("config.yaml", "tokens.json", "am.mvn")
 MAX_BYTES = 40 * 1024 * 1024
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "src" / "uniasr" / "models" / "default"
@@ -46,11 +49,10 @@ def bundle(model_dir: Path, out: Path, overwrite: bool = False, token_num_relax:
     tmp.replace(out / "model.pt")
     for name in FILES:
         shutil.copyfile(model_dir / name, out / name)
-    decoding = out / "decoding.yaml"
     if token_num_relax is None:
-        decoding.unlink(missing_ok=True)
+        (out / DECODING_FILE).unlink(missing_ok=True)
     else:
-        decoding.write_text(f"beam_size: 5\ntoken_num_relax: {token_num_relax}\n", encoding="utf-8")
+        write_decoding(out, DecodingDefaults(token_num_relax=token_num_relax))
     return out
 
 

@@ -33,6 +33,7 @@ ENCODERS = {"SANMEncoderChunkOpt", "sanm_chunk_opt"}
 DECODERS = {"FsmnDecoderSCAMAOpt", "fsmn_scama_opt"}
 PREDICTORS = {"CifPredictorV2", "cif_predictor_v2"}
 CHECKPOINT_NAMES = ("model.pt", "model.pb")
+DECODING_FILE = "decoding.yaml"  # ModelScope decoding defaults; read in any model dir
 
 
 class ModelDirError(ValueError):
@@ -215,13 +216,26 @@ def _tokens(path: Path, raw: dict) -> tuple[str, ...]:
 
 
 def _decoding(path: Path) -> DecodingDefaults:
-    f = path / "decoding.yaml"
+    f = path / DECODING_FILE
     if not f.exists():
         return DecodingDefaults()
     d = _read_yaml(f)
     ind, dmode = int(d.get("decoding_ind", 0)), d.get("decoding_mode", "model2")
     mode = "fast" if dmode == "model1" else ("offline" if ind == 1 else "normal")
     return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode)
+
+
+def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
+    """Write `decoding.yaml` into a model dir so that `read_model_dir` gives back `decoding`."""
+    out = Path(model_dir) / DECODING_FILE
+    fields = {
+        "beam_size": decoding.beam_size,
+        "token_num_relax": decoding.token_num_relax,
+        "decoding_mode": "model1" if decoding.mode == "fast" else "model2",
+        "decoding_ind": 1 if decoding.mode == "offline" else 0,
+    }
+    out.write_text(yaml.safe_dump(fields, sort_keys=False), encoding="utf-8")
+    return out
 
 
 def _checkpoint(path: Path) -> Path:
