@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import Timer, peak_rss_mb, run_funasr, synth_speechlike, template_model, write_wav  # noqa: E402
+from common import (  # noqa: E402
+    Timer,
+    add_worker_args,
+    peak_rss_mb,
+    run_funasr,
+    run_worker,
+    synth_speechlike,
+    template_model,
+    write_wav,
+)
 
 REPO = BENCH.parent
 OUT = BENCH / "out"
@@ -86,12 +94,8 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_variant(model: Path, wav: Path, a: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--model", str(model), "--input", str(wav), "--mode", a.mode]
-    cmd += ["--beam", str(a.beam), "--threads", str(a.threads), "--repeat", str(a.repeat)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"worker for {model} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--mode", a.mode, "--beam", str(a.beam), "--threads", str(a.threads), "--repeat", str(a.repeat)]
+    return run_worker(__file__, model, wav, args)
 
 
 def run_baseline(model: Path, wav: Path, a: argparse.Namespace) -> dict | None:
@@ -120,9 +124,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--no-funasr", action="store_true", help="skip the FunASR baseline")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    add_worker_args(p)
     a = p.parse_args()
     if a.worker:
         worker(a)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +25,16 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import FIXTURE_INPUTS, Timer, current_rss_mb, peak_rss_mb, read_wav, template_model  # noqa: E402
+from common import (  # noqa: E402
+    FIXTURE_INPUTS,
+    Timer,
+    add_worker_args,
+    current_rss_mb,
+    peak_rss_mb,
+    read_wav,
+    run_worker,
+    template_model,
+)
 
 REPO = BENCH.parent
 OUT = BENCH / "out"
@@ -118,13 +126,9 @@ def _vm_hwm_mb() -> float | None:
 
 
 def run_one(model: Path, wav: Path, a: argparse.Namespace, batch_seconds: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--model", str(model), "--input", str(wav)]
-    cmd += ["--batch-seconds", str(batch_seconds), "--threads", str(a.threads), "--vad", a.vad]
-    cmd += ["--beam", str(a.beam)] + (["--mode", a.mode] if a.mode else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--batch-seconds", str(batch_seconds), "--threads", str(a.threads), "--vad", a.vad]
+    args += ["--beam", str(a.beam)] + (["--mode", a.mode] if a.mode else [])
+    return run_worker(__file__, model, wav, args)
 
 
 def main() -> None:
@@ -136,8 +140,7 @@ def main() -> None:
     p.add_argument("--vad", default="auto", help="auto (silero if installed, else energy), silero, energy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", type=Path, default=OUT / "template_model")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    add_worker_args(p)
     a = p.parse_args()
     if a.worker:
         a.batch_seconds = a.batch_seconds[0]

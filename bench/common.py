@@ -3,12 +3,15 @@
 * ``peak_rss_mb`` / ``current_rss_mb``: memory of this process.
 * ``Timer``: wall and CPU seconds of a block.
 * ``synth_speechlike`` / ``read_wav`` / ``write_wav``: deterministic test audio, 16-bit PCM wav I/O.
+* ``add_worker_args`` / ``run_worker``: a bench script re-runs itself with ``--worker`` to measure one
+  configuration in a fresh process, and reads back the JSON line it prints last.
 * ``run_funasr``: run ``bench/funasr_runner.py`` in the FunASR baseline venv (``bench/funasr_env.sh``)
   and return its JSON, or ``None`` (with a logged hint) when that venv is missing.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -165,6 +168,22 @@ def _noise_bursts(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 # FunASR baseline
+
+
+def add_worker_args(p: argparse.ArgumentParser) -> None:
+    """The hidden options with which a bench script runs one measurement in a fresh process."""
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+
+
+def run_worker(script: str, model: Path, wav: Path, args: list[str]) -> dict:
+    """Run ``script --worker --model MODEL --input WAV *args`` in a fresh Python -> its last JSON line."""
+    cmd = [sys.executable, script, "--worker", "--model", str(model), "--input", str(wav), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        name = Path(script).name
+        raise RuntimeError(f"{name} worker for {model} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def funasr_python() -> Path:
