@@ -167,7 +167,7 @@ def _noise_bursts(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# FunASR baseline
+# measuring in a fresh process
 
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
@@ -184,6 +184,10 @@ def run_worker(script: str, model: Path, wav: Path, args: list[str]) -> dict:
         name = Path(script).name
         raise RuntimeError(f"{name} worker for {model} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------------
+# FunASR baseline
 
 
 def funasr_python() -> Path:

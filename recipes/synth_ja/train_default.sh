@@ -27,20 +27,20 @@ for split in train dev test; do
   cp "$DATA/$split/kana" "$KANA/$split/text"
 done
 
+# Options all stages share (aux CTC 0.3: a new head each stage, it is not part of the saved model).
+train() {
+  .venv/bin/uniasr train --data-dir "$KANA" --batch-bins 2000 --ctc-weight 0.3 --avg-best 1 --keep-checkpoints 3 \
+    --dev-cer-max-utts 40 --log-every 20 --no-tensorboard "$@"
+}
 # Stage 1: from scratch, both passes weighted equally (loss_weight_model1 0.5 in the config).
-.venv/bin/uniasr train --data-dir "$KANA" --config recipes/synth_ja/conf/uniasr_small.yaml --exp-dir "$EXP" \
-  --max-epochs "$EPOCHS" --batch-bins 2000 --lr 1e-3 --warmup-steps 300 --ctc-weight 0.3 --avg-best 1 \
-  --keep-checkpoints 3 --dev-cer-max-utts 40 --log-every 20 --seed 0 --no-tensorboard
-# Stage 2: continue from stage 1's model with pass 2 weighted 0.7 (it lags pass 1 after stage 1), a new
-# warm-up and a new CTC head (the head is not part of the saved model).
-.venv/bin/uniasr train --data-dir "$KANA" --init "$EXP/model" --override model_conf.loss_weight_model1=0.3 \
-  --exp-dir "${EXP}_ft" --max-epochs "$EPOCHS2" --batch-bins 2000 --lr 8e-4 --warmup-steps 200 --ctc-weight 0.3 \
-  --avg-best 1 --keep-checkpoints 3 --dev-cer-max-utts 40 --log-every 20 --seed 1 --no-tensorboard
-
+train --config recipes/synth_ja/conf/uniasr_small.yaml --exp-dir "$EXP" --max-epochs "$EPOCHS" \
+  --lr 1e-3 --warmup-steps 300 --seed 0
+# Stage 2: continue from stage 1's model with pass 2 weighted 0.7 (it lags pass 1 after stage 1), a new warm-up.
+train --init "$EXP/model" --override model_conf.loss_weight_model1=0.3 --exp-dir "${EXP}_ft" \
+  --max-epochs "$EPOCHS2" --lr 8e-4 --warmup-steps 200 --seed 1
 # Stage 3: the same with a lower peak learning rate (8e-4 cost stage 2 ~400 steps of recovery) and warm-up.
-.venv/bin/uniasr train --data-dir "$KANA" --init "${EXP}_ft/model" --override model_conf.loss_weight_model1=0.3 \
-  --exp-dir "${EXP}_ft2" --max-epochs "$EPOCHS3" --batch-bins 2000 --lr 3e-4 --warmup-steps 300 --ctc-weight 0.3 \
-  --avg-best 1 --keep-checkpoints 3 --dev-cer-max-utts 40 --log-every 20 --seed 2 --no-tensorboard
+train --init "${EXP}_ft/model" --override model_conf.loss_weight_model1=0.3 --exp-dir "${EXP}_ft2" \
+  --max-epochs "$EPOCHS3" --lr 3e-4 --warmup-steps 300 --seed 2
 
 # token_num_relax 0 (decoding.yaml): chosen on the dev set; see the model card
 .venv/bin/python -m recipes.synth_ja.bundle_default "${EXP}_ft2/model" --out "$BUNDLED" --overwrite --token-num-relax 0
