@@ -225,16 +225,37 @@ def to_pcm16_array(x: np.ndarray) -> np.ndarray:
     return np.frombuffer(to_pcm16(x), dtype="<i2")
 
 
-def test_container_upload_is_decoded_offline(server, rec):
-    data = (INPUTS / "speech_10s.wav").read_bytes()
-    want = rec.transcribe(INPUTS / "speech_10s.wav", mode="offline")[0].text
-    with connect(url(server), max_size=None) as ws:
-        ws.send(funasr_start("2pass", wav_format="wav"))
+def send_file(s, data: bytes, mode: str, wav_format: str = "wav") -> list[dict]:
+    with connect(url(s), max_size=None) as ws:
+        ws.send(funasr_start(mode, wav_format=wav_format))
         for pos in range(0, len(data), 60000):
             ws.send(data[pos : pos + 60000])
         ws.send(json.dumps({"is_speaking": False}))
-        replies = recv_all(ws)
-    assert [r["mode"] for r in replies] == ["2pass-offline", "2pass-offline"] and replies[0]["text"] == want
+        return recv_all(ws)
+
+
+@pytest.mark.parametrize("mode", ["2pass", "online", "offline"])
+def test_container_upload_runs_the_mode_asked_for(server, rec, mode):
+    """A file (FunASR's client sends .wav/.mp3/.flac so) is decoded, then streamed in the requested mode:
+    partials/refreshes/finals labelled as for PCM (it used to be decoded offline whatever the mode)."""
+    data = (INPUTS / "speech_10s.wav").read_bytes()
+    want = rec.transcribe(INPUTS / "speech_10s.wav", mode=OURS[mode])[0].text
+    replies = send_file(server, data, mode)
+    assert replies[-1]["is_end"] and want
+    finals = [r for r in replies if r.get("event") == "final"]
+    assert [f["text"] for f in finals] == [want]
+    labels = {(r["event"], r["mode"]) for r in replies[:-1]}
+    assert (
+        labels
+        == {
+            "2pass": {("partial", "2pass-online"), ("refresh", "2pass-offline"), ("final", "2pass-offline")},
+            "online": {("partial", "online"), ("final", "online")},
+            "offline": {("final", "offline")},
+        }[mode]
+    )
+
+
+def test_container_upload_errors(server, rec):
     with connect(url(server)) as ws:
         ws.send(funasr_start("offline", wav_format="mp3"))
         ws.send(b"\x00\x01" * 500)
@@ -263,6 +284,14 @@ def test_fast_forward_client(server, rec):
         (funasr_start("2pass", audio_fs=10**9), 1007, "audio_fs=1000000000"),
         (funasr_start("2pass", audio_fs="fast"), 1007, "audio_fs='fast'"),
         (funasr_start("2pass", chunk_size=[5]), 1007, "chunk_size"),
+        # issue 14: Python's parser takes NaN / Infinity / 1e400; these gave 1011 and a traceback
+        (funasr_start("2pass", audio_fs=float("nan")), 1007, "audio_fs=nan"),
+        (funasr_start("2pass", audio_fs=float("inf")), 1007, "audio_fs=inf"),
+        ('{"mode": "2pass", "audio_fs": 1e400}', 1007, "audio_fs=inf: expected an integer sample rate"),
+        ('{"mode": "2pass", "chunk_size": [5, 1e400, 5]}', 1007, "chunk_size=[5, inf, 5]: expected three"),
+        ('{"mode": ["2pass"]}', 1007, "mode=['2pass']; valid modes"),
+        # a lone surrogate was accepted, then no reply could be encoded (1006, no message)
+        (funasr_start("2pass", wav_name="\ud800"), 1007, "wav_name='\\ud800': character 0 is a lone"),
         (funasr_start("2pass", wav_format="../etc"), 1003, "wav_format"),
         (b"\x00\x00" * 960, 1003, "before the start message"),
     ],
@@ -280,6 +309,19 @@ def test_second_start_while_streaming(server, rec):
         ws.send(b"\x00\x00" * 960)
         ws.send(funasr_start("offline"))
         expect_error(ws, 1007, "still open")
+    assert_still_serving(server, rec)
+
+
+@pytest.mark.parametrize(
+    ("control", "fragment"),
+    [({"is_speaking": "no"}, "is_speaking='no': expected true or false"), ({"is_end": 1}, "is_end=1")],
+)
+def test_bad_control_message_while_streaming(server, rec, control, fragment):
+    with connect(url(server)) as ws:
+        ws.send(funasr_start("online"))
+        ws.send(b"\x00\x00" * 960)
+        ws.send(json.dumps(control))
+        expect_error(ws, 1007, fragment)
     assert_still_serving(server, rec)
 
 
@@ -333,6 +375,13 @@ def test_utterance_limit_without_vad(rec):
             for pos in range(0, len(pcm), 19200):
                 ws.send(pcm[pos : pos + 19200])
             expect_error(ws, 1008, "max_utterance_s=2")
+        with connect(url(s), max_size=None) as ws:  # a file: refused from its header, before decoding
+            ws.send(funasr_start("offline", wav_format="wav", wav_name="long.wav"))
+            data = (INPUTS / "speech_10s.wav").read_bytes()
+            for pos in range(0, len(data), 60000):
+                ws.send(data[pos : pos + 60000])
+            ws.send(json.dumps({"is_speaking": False}))
+            expect_error(ws, 1008, "long.wav: 10.0 s of audio is longer than max_utterance_s=2")
         assert_still_serving(s, rec)
     finally:
         s.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -16,9 +17,10 @@ from conftest import FIXTURES, INPUTS  # noqa: E402
 from uniasr.audio.io import load_audio  # noqa: E402
 from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
 from uniasr.serve.client import to_pcm16  # noqa: E402
-from uniasr.serve.engine import Engine  # noqa: E402
+from uniasr.serve.engine import Engine, EngineConfig  # noqa: E402
 from uniasr.serve.grpc_service import GrpcOptions, load_proto  # noqa: E402
 from uniasr.serve.ws_server import WebSocketOptions  # noqa: E402
+from uniasr.vad import load_vad  # noqa: E402
 
 pb, services = load_proto()
 
@@ -28,12 +30,12 @@ def rec():
     return uniasr.load(FIXTURES / "funasr_uniasr_lookback" / "model_dir")
 
 
-def start(rec, token=None, vad=None, **tls) -> BackgroundServer:
+def start(rec, token=None, vad=None, engine_config=EngineConfig(), max_backlog_s=30.0, **tls):
     options = ServeOptions(
         websocket=WebSocketOptions(port=0),
-        grpc=GrpcOptions(port=0, token=token, idle_timeout_s=3.0, **tls),
+        grpc=GrpcOptions(port=0, token=token, idle_timeout_s=3.0, max_backlog_s=max_backlog_s, **tls),
     )
-    return BackgroundServer(Engine(rec, vad=vad), options).start()
+    return BackgroundServer(Engine(rec, engine_config, vad=vad), options).start()
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +115,97 @@ def test_stream_errors_then_still_serving(server, rec):
             list(s.Recognize(requests(audio, "normal", rate=1), timeout=30))
         assert "sample_rate=1" in info.value.details()
 
-        def abandoned():  # the client stops in the middle: the server must release the stream
+        def abandoned():  # the client stops mid-stream (once the server has it): it must release it
             yield from list(requests(audio, "normal", end=False))[:4]
-            time.sleep(0.2)
+            wait_for(lambda: server.engine.open_streams > 0)
             raise RuntimeError("client gave up")
 
         with pytest.raises(grpc.RpcError):
             list(s.Recognize(abandoned(), timeout=30))
         events = list(s.Recognize(requests(audio, "normal"), timeout=30))
         assert events[-2].text == rec.transcribe(audio, mode="normal")[0].text
-    deadline = time.monotonic() + 10
-    while server.engine.open_streams and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.engine.open_streams == 0
+    wait_for(lambda: server.engine.open_streams == 0)
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not true after {timeout_s} s: {condition}"
+        time.sleep(0.01)
+
+
+def test_too_long_without_vad_is_refused_before_decoding(rec, monkeypatch):
+    """Issue 14: a 60 MiB request to a server without a VAD took 419 -> 1,348 MB before it was refused. Now
+    its length (raw PCM: from its size; a file: from its header) is checked before any conversion."""
+    from uniasr.serve import grpc_service
+
+    srv = start(rec, engine_config=EngineConfig(max_utterance_s=2.0))
+    try:
+
+        def must_not_run(*a, **k):
+            raise AssertionError("decoded or opened a stream for audio that is refused by its length")
+
+        monkeypatch.setattr(grpc_service, "decode_file", must_not_run)
+        monkeypatch.setattr(srv.engine, "open_stream", must_not_run)
+        channel, s = stub(srv)
+        with channel:
+            for req, seconds in (
+                (pb.RecognizeFileRequest(audio=b"\x00" * (8 << 20), sample_rate=16000, key="big"), "262.1"),
+                (pb.RecognizeFileRequest(audio=(INPUTS / "speech_10s.wav").read_bytes(), key="big"), "10.0"),
+            ):
+                t0 = time.monotonic()
+                with pytest.raises(grpc.RpcError) as info:
+                    s.RecognizeFile(req, timeout=30)
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert f"big: {seconds} s of audio is longer than max_utterance_s=2" in info.value.details()
+                assert time.monotonic() - t0 < 10
+        monkeypatch.undo()
+        channel, s = stub(srv)
+        audio = load_audio(INPUTS / "speech_10s.wav")[:48000]
+        with channel:
+            with pytest.raises(grpc.RpcError) as info:  # a stream: refused once it goes over
+                list(s.Recognize(requests(audio, "normal"), timeout=30))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "max_utterance_s=2" in info.value.details()
+            short = audio[:16000]
+            events = list(s.Recognize(requests(short, "normal"), timeout=30))
+            assert events[-2].text == rec.transcribe(short, mode="normal")[0].text
+    finally:
+        srv.stop()
+
+
+def test_stream_backpressure(rec):
+    """A client sending far faster than real time is read only as fast as the model decodes (max_backlog_s
+    of audio queued), and still gets the whole result."""
+    srv = start(rec, vad=load_vad("energy"), max_backlog_s=0.5)
+    try:
+        audio = load_audio(INPUTS / "long_35s.wav")
+        peak, handles, stop = [0], [], threading.Event()
+        open_stream = srv.engine.open_stream
+
+        def recording(request, sink):
+            handles.append(open_stream(request, sink))
+            return handles[-1]
+
+        srv.engine.open_stream = recording
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], sum(h.backlog_samples for h in handles))
+                time.sleep(0.002)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        channel, s = stub(srv)
+        with channel:
+            events = list(s.Recognize(requests(audio, "fast"), timeout=120))
+        stop.set()
+        watcher.join()
+        finals = [e.text for e in events if e.kind == "final"]
+        assert events[-1].kind == "end" and finals
+        assert handles and 0 < peak[0] <= 8000 + 2 * 960, peak[0]  # the limit plus a 60 ms message or two
+    finally:
+        srv.stop()
 
 
 def test_token_is_required(rec):

@@ -175,6 +175,16 @@ class Engine:
     def max_batch(self) -> int:
         return max(w.max_batch for w in self._workers)
 
+    def check_duration(self, seconds: float | None, what: str) -> None:
+        """Refuse, before it is decoded, audio known to be longer than one utterance may be without a VAD
+        (`LimitError`); None (length unknown) passes: the worker's own limit still applies."""
+        limit = self.config.max_utterance_s
+        if self.vad is None and seconds is not None and seconds > limit:
+            raise LimitError(
+                f"{what}: {seconds:.1f} s of audio is longer than max_utterance_s={limit:g} s; without a VAD "
+                "the server cannot cut it: send shorter audio or start the server with a VAD"
+            )
+
     def open_stream(self, request: StreamRequest, sink: Sink) -> StreamHandle:
         """A new stream on the least busy worker; `sink(delivery)` is called on that worker's thread."""
         from uniasr.model.modes import mode_settings

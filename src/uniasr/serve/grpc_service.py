@@ -13,8 +13,8 @@ from functools import cache
 
 import numpy as np
 
-from uniasr.audio.io import AudioError
-from uniasr.serve.engine import Delivery, Engine, StreamRequest, decode_file
+from uniasr.audio.io import AudioError, audio_duration_seconds
+from uniasr.serve.engine import Delivery, Engine, LimitError, StreamRequest, decode_file
 from uniasr.serve.protocol import FUNASR_MODES, MAX_AUDIO_FS, MIN_AUDIO_FS
 from uniasr.stream.session import StreamEvent
 
@@ -46,6 +46,7 @@ class GrpcOptions:
     max_streams: int = 64
     max_file_bytes: int = 64 << 20
     idle_timeout_s: float = 60.0
+    max_backlog_s: float = 30.0  # audio queued but not yet decoded before the stream stops being read
 
 
 class _Abort(Exception):
@@ -162,6 +163,8 @@ class RecognizerService:
 
     async def _read(self, requests, handle, rate: int, deliveries: asyncio.Queue) -> None:
         carry = b""
+        received = 0  # samples
+        backlog_limit = self.options.max_backlog_s * rate
         try:
             while True:
                 try:
@@ -173,16 +176,22 @@ class RecognizerService:
                     break
                 if kind != "audio":
                     raise ValueError("a StreamConfig after the first message; send audio or end")
+                received += len(req.audio) // 2
+                self.engine.check_duration(received / rate, handle.request.key)  # before any conversion
                 data = carry + req.audio
                 usable = len(data) - len(data) % 2
                 carry = data[usable:]
                 if usable:
                     handle.push(np.frombuffer(data[:usable], dtype="<i2").astype(np.int16), rate)
+                while handle.backlog_samples > backlog_limit and not handle.closed:
+                    await asyncio.sleep(0.02)  # backpressure: stop reading until the model catches up
             handle.finish()
         except asyncio.TimeoutError:
             deliveries.put_nowait(
                 Delivery(error=f"idle for {self.options.idle_timeout_s:g} s", error_kind="limit")
             )
+        except LimitError as e:
+            deliveries.put_nowait(Delivery(error=str(e), error_kind="limit"))
         except ValueError as e:
             deliveries.put_nowait(Delivery(error=str(e)))
         except asyncio.CancelledError:
@@ -195,6 +204,7 @@ class RecognizerService:
         import grpc
 
         await self._authorize(context)
+        key = request.key or "file"
         try:
             mode = _mode(request.mode, "offline")
             if request.sample_rate:
@@ -203,15 +213,20 @@ class RecognizerService:
                     raise _Abort(
                         grpc.StatusCode.INVALID_ARGUMENT, f"raw PCM16 of odd length {len(request.audio)}"
                     )
+                self.engine.check_duration(len(request.audio) / 2 / rate, key)  # before any conversion
                 samples = np.frombuffer(request.audio, dtype="<i2").astype(np.int16)
             else:
                 rate = 16000
+                seconds = await asyncio.to_thread(audio_duration_seconds, request.audio)  # the header only
+                self.engine.check_duration(seconds, key)
                 samples = await asyncio.to_thread(decode_file, request.audio)
+                self.engine.check_duration(len(samples) / rate, key)  # a header without a length
         except _Abort as e:
             await context.abort(e.code, e.message)
+        except LimitError as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         except AudioError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        key = request.key or "file"
         handle, deliveries = self._open(StreamRequest(mode, request.itn, f"grpc/{key}"))
         handle.push(samples, rate)
         handle.finish()

@@ -1,7 +1,8 @@
 """FunASR's 2pass websocket protocol: the start message, the replies, and how its modes map onto ours.
 
 Client -> server: one JSON start message, then binary PCM16 LE mono (or the bytes of a container file when
-``wav_format`` is not ``pcm``), then ``{"is_speaking": false}``. A connection may carry several streams one
+``wav_format`` is not ``pcm``: decoded at the end, then run in the requested mode like PCM), then
+``{"is_speaking": false}``. A connection may carry several streams one
 after the other (each starts with its own start message).
 
 Mode mapping (FunASR mode -> our session mode; reply ``mode`` labels):
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 FUNASR_MODES = {"online": "fast", "2pass": "normal", "offline": "offline"}
 MIN_AUDIO_FS = 4000
 MAX_AUDIO_FS = 192_000
+MAX_NAME_CHARS = 256
+MAX_COUNT = 1000  # chunk_size entries, chunk_interval, look-backs (FunASR uses 0..10)
+MAX_HOTWORDS_CHARS = 16384
 PCM_FORMATS = frozenset({"pcm", "pcm16", "s16le", "raw"})
 _FORMAT_RE = re.compile(r"^[a-z0-9]{1,10}$")  # any other format names a container (wav, mp3, flac, ...)
 
@@ -93,74 +98,159 @@ class StartMessage:
 
 
 def parse_json(text: str) -> dict[str, Any]:
-    """A text frame -> its JSON object; `ProtocolError` (1007) for anything else."""
+    """A text frame -> its JSON object; `ProtocolError` (1007) for anything else.
+
+    Python's parser also takes ``NaN``, ``Infinity`` and numbers like ``1e400`` (-> inf); the field
+    validators below refuse them by name. Integers over 4,300 digits and very deep nesting are refused here.
+    """
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
+    except json.JSONDecodeError as e:
         raise ProtocolError(f"malformed JSON message ({e}): {text[:80]!r}") from None
+    except ValueError:  # Python's int digit limit (sys.get_int_max_str_digits)
+        raise ProtocolError(f"a number with more than 4300 digits: {text[:80]!r}") from None
+    except RecursionError:
+        raise ProtocolError(f"JSON nested too deeply: {text[:80]!r}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}: {text[:80]!r}")
     return obj
 
 
 def parse_start(msg: dict[str, Any]) -> StartMessage:
-    """Validate a start message; each bad field is named with what would be valid."""
+    """Validate a start message; each bad field is named with what would be valid.
+
+    Known fields are checked (unknown ones are ignored, as FunASR's server does); every string that can
+    reach a reply or a log must be valid Unicode (no lone surrogates such as ``"\\ud800"``).
+    """
     mode = msg.get("mode", "2pass")
-    if mode not in FUNASR_MODES:
-        raise ProtocolError(f"mode={mode!r}; valid modes: {', '.join(FUNASR_MODES)}")
-    wav_format = str(msg.get("wav_format", "pcm") or "pcm").lower().lstrip(".")
-    if not _FORMAT_RE.match(wav_format):
-        raise ProtocolError(
-            f"wav_format={wav_format[:40]!r}: expected 'pcm' or a container's extension (wav, mp3, ...)",
-            CloseCode.UNSUPPORTED_DATA,
-        )
-    fs = msg.get("audio_fs", 16000)
-    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or fs != int(fs):
-        raise ProtocolError(f"audio_fs={fs!r}: expected an integer sample rate in Hz")
-    if not MIN_AUDIO_FS <= fs <= MAX_AUDIO_FS:
-        raise ProtocolError(f"audio_fs={fs!r} is out of range; valid: {MIN_AUDIO_FS}..{MAX_AUDIO_FS} Hz")
-    itn = msg.get("itn", False)
-    if not isinstance(itn, bool):
-        raise ProtocolError(f"itn={itn!r}: expected true or false")
+    if not isinstance(mode, str) or mode not in FUNASR_MODES:
+        raise ProtocolError(f"mode={_show(mode)}; valid modes: {', '.join(FUNASR_MODES)}")
+    wav_format = _wav_format(msg.get("wav_format", "pcm"))
+    fs = _audio_fs(msg.get("audio_fs", 16000))
+    itn = _flag(msg, "itn", False)
+    _flag(msg, "is_speaking", True)
     name = msg.get("wav_name", "stream")
-    if not isinstance(name, (str, int)) or len(str(name)) > 256:
-        raise ProtocolError(f"wav_name={str(name)[:40]!r}: expected a string of at most 256 characters")
-    hotwords = msg.get("hotwords", "")
-    if not isinstance(hotwords, (str, dict)):
-        raise ProtocolError(f"hotwords={hotwords!r}: expected a string or an object")
+    if isinstance(name, bool) or not isinstance(name, (str, int)) or len(str(name)) > MAX_NAME_CHARS:
+        raise ProtocolError(
+            f"wav_name={_show(name)}: expected a string of at most {MAX_NAME_CHARS} characters"
+        )
+    name = _text(str(name), "wav_name")
+    for key in ("encoder_chunk_look_back", "decoder_chunk_look_back"):
+        if key in msg:
+            _int_in(msg[key], key, -1, MAX_COUNT)
     start = StartMessage(
         mode=mode,
-        wav_name=str(name),
+        wav_name=name,
         wav_format=wav_format,
-        audio_fs=int(fs),
+        audio_fs=fs,
         itn=itn,
         chunk_size=_chunk_size(msg.get("chunk_size", [5, 10, 5])),
-        chunk_interval=_positive_int(msg.get("chunk_interval", 10), "chunk_interval"),
-        hotwords=hotwords if isinstance(hotwords, str) else json.dumps(hotwords, ensure_ascii=False),
+        chunk_interval=_int_in(msg.get("chunk_interval", 10), "chunk_interval", 1, MAX_COUNT),
+        hotwords=_hotwords(msg.get("hotwords", "")),
     )
     if start.hotwords:
         log.info("%s: hotwords are accepted but not used (UniASR decoding has no biasing)", start.wav_name)
     return start
 
 
-def _chunk_size(value: Any) -> tuple[int, int, int]:
-    if isinstance(value, str):
-        value = [v for v in value.replace(" ", "").split(",") if v]
+def check_control(msg: dict[str, Any]) -> None:
+    """A message inside a stream (``{"is_speaking": false}``, or ``true``): its flags must be booleans."""
+    _flag(msg, "is_speaking", True)
+    _flag(msg, "is_end", False)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """repr of a client's value, cut to `limit` characters (reprs escape lone surrogates)."""
     try:
-        sizes = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        sizes = ()
-    if len(sizes) != 3 or any(s < 0 for s in sizes) or sizes[1] <= 0:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _text(value: str, name: str) -> str:
+    """`value` if it encodes as UTF-8 (a JSON ``\\ud800`` escape gives a lone surrogate, which does not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
         raise ProtocolError(
-            f"chunk_size={value!r}: expected three counts [left, chunk, right], e.g. [5, 10, 5]"
-        )
-    return sizes  # type: ignore[return-value]
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProtocolError(f"{name}={value!r}: expected a positive integer")
+            f"{name}={_show(value)}: character {e.start} is a lone UTF-16 surrogate; expected valid Unicode"
+        ) from None
     return value
+
+
+def _flag(msg: dict[str, Any], name: str, default: bool) -> bool:
+    value = msg.get(name, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{name}={_show(value)}: expected true or false")
+    return value
+
+
+def _wav_format(value: Any) -> str:
+    if value is None or value == "":
+        return "pcm"
+    fmt = value.lower().lstrip(".") if isinstance(value, str) else ""
+    if not _FORMAT_RE.match(fmt):
+        raise ProtocolError(
+            f"wav_format={_show(value, 40)}: expected 'pcm' or a container's extension (wav, mp3, ...)",
+            CloseCode.UNSUPPORTED_DATA,
+        )
+    return fmt
+
+
+def _audio_fs(value: Any) -> int:
+    """An integer sample rate (16000 or 16000.0) in range; NaN, inf, strings and booleans are refused."""
+    ok = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if isinstance(value, bool) or not ok:
+        raise ProtocolError(f"audio_fs={_show(value)}: expected an integer sample rate in Hz")
+    if not MIN_AUDIO_FS <= value <= MAX_AUDIO_FS:
+        raise ProtocolError(
+            f"audio_fs={_show(value)} is out of range; valid: {MIN_AUDIO_FS}..{MAX_AUDIO_FS} Hz"
+        )
+    return int(value)
+
+
+def _int_in(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(f"{name}={_show(value)}: expected an integer in {low}..{high}")
+    return value
+
+
+def _chunk_size(value: Any) -> tuple[int, int, int]:
+    """``[5, 10, 5]`` or FunASR's string form ``"5,10,5"`` -> (left, chunk, right) counts."""
+    sizes: list[Any] = []
+    if isinstance(value, str):
+        parts = [v for v in value.replace(" ", "").split(",") if v]
+        sizes = [int(v) if v.isascii() and v.isdigit() and len(v) <= 6 else v for v in parts]
+    elif isinstance(value, list):
+        sizes = value
+    valid = len(sizes) == 3 and all(
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_COUNT for s in sizes
+    )
+    if not valid or sizes[1] == 0:
+        raise ProtocolError(
+            f"chunk_size={_show(value)}: expected three integers [left, chunk, right] in 0..{MAX_COUNT} "
+            '(chunk > 0), e.g. [5, 10, 5] or "5,10,5"'
+        )
+    return tuple(sizes)  # type: ignore[return-value]
+
+
+def _hotwords(value: Any) -> str:
+    """A string (FunASR sends its JSON) or an object of word -> weight; returned as text (logged only)."""
+    if isinstance(value, str):
+        if len(value) > MAX_HOTWORDS_CHARS:
+            raise ProtocolError(f"hotwords: {len(value)} characters; at most {MAX_HOTWORDS_CHARS}")
+        return _text(value, "hotwords")
+    if isinstance(value, dict):
+        for word, weight in value.items():
+            good_weight = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+            if not good_weight or not math.isfinite(weight):
+                raise ProtocolError(
+                    f"hotwords[{_show(word, 40)}]={_show(weight)}: expected a number (the word's weight)"
+                )
+            _text(word, "hotwords key")
+        return _hotwords(json.dumps(value, ensure_ascii=False))
+    raise ProtocolError(f"hotwords={_show(value)}: expected a string or an object of word -> weight")
 
 
 def is_end_of_speech(msg: dict[str, Any]) -> bool:

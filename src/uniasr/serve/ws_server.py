@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from uniasr.audio.io import AudioError
-from uniasr.serve.engine import Delivery, Engine, StreamHandle, StreamRequest, decode_file
+from uniasr.audio.io import AudioError, audio_duration_seconds
+from uniasr.serve.engine import Delivery, Engine, LimitError, StreamHandle, StreamRequest, decode_file
 from uniasr.serve.protocol import (
     CloseCode,
     ProtocolError,
     StartMessage,
+    check_control,
     end_message,
     error_message,
     event_message,
@@ -189,7 +190,7 @@ class _Stream:
 
     @property
     def aggregated(self) -> bool:
-        return self.start.mode == "offline" or not self.start.is_pcm
+        return self.start.mode == "offline"
 
 
 class _Connection:
@@ -256,6 +257,7 @@ class _Connection:
 
     async def _on_text(self, text: str) -> None:
         msg = parse_json(text)
+        check_control(msg)
         if self.stream is None:
             if is_end_of_speech(msg) and "mode" not in msg:
                 log.debug("%s: end of speech without an open stream; ignored", self.name)
@@ -271,7 +273,7 @@ class _Connection:
             )
 
     def _open(self, start: StartMessage) -> None:
-        mode = start.session_mode if start.is_pcm else "offline"
+        mode = start.session_mode  # a file is decoded at the end, then run in the mode asked for
         request = StreamRequest(mode=mode, itn=start.itn, key=f"{self.name}/{start.wav_name}")
         stream_box: list[_Stream] = []
         handle = self.server.engine.open_stream(
@@ -323,7 +325,11 @@ class _Connection:
         if stream.file_bytes is not None:
             data, stream.file_bytes = bytes(stream.file_bytes), None
             try:
+                seconds = await asyncio.to_thread(audio_duration_seconds, data)
+                self.server.engine.check_duration(seconds, stream.start.wav_name)
                 samples = await asyncio.to_thread(decode_file, data)
+            except LimitError as e:
+                raise ProtocolError(str(e), CloseCode.POLICY) from None
             except AudioError as e:
                 raise ProtocolError(f"{stream.start.wav_name}: {e}") from None
             stream.samples = len(samples)
@@ -379,12 +385,22 @@ class _Connection:
                     _, code, reason = item
                     await self.ws.close(code, _close_reason(reason))
                     return
-                await self.ws.send(json.dumps(item, ensure_ascii=False))
+                await self.ws.send(_encode(item))
         except ConnectionClosed:
             return
 
 
+def _encode(msg: dict) -> str:
+    """A reply as JSON text; one holding a string that is not valid Unicode is sent ASCII-escaped instead."""
+    text = json.dumps(msg, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(msg)
+    return text
+
+
 def _close_reason(text: str) -> str:
-    """Close reasons are limited to 123 bytes of UTF-8."""
-    raw = text.encode()[:120]
+    """Close reasons are limited to 123 bytes of UTF-8 (lone surrogates become "?")."""
+    raw = text.encode("utf-8", errors="replace")[:120]
     return raw.decode(errors="ignore")
