@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from uniasr.audio import io as audio_io
+from uniasr.audio import url as audio_url
 from uniasr.audio.io import (
     AudioError,
     audio_duration_seconds,
@@ -230,7 +230,7 @@ def test_expand_inputs_keys(tmp_path: Path) -> None:
         ["/d/a.wav", Path("/e/a.mp3"), b"RIFF", array, str(scp), "https://h/p/talk%201.m4a?x=1"]
     )
     keys = [key for key, _ in pairs]
-    assert keys == ["a", "a_2", "bytes_2", "array_3", "k1", "k2", "talk 1"]
+    assert keys == ["a", "a_2", "bytes_2", "array_3", "k1", "k2", "talk_1"]  # whitespace -> "_"
     assert pairs[3][1] is array and pairs[4][1] == "/x/one.wav"
     assert expand_inputs("/d/clip.flac") == [("clip", "/d/clip.flac")]
     assert [k for k, _ in expand_inputs(["/a/x.wav", "/b/x.wav", "/c/x_2.wav", "/d/x.wav"])] == [
@@ -288,7 +288,7 @@ def test_url(http_base: tuple[str, dict[str, bytes]], monkeypatch: pytest.Monkey
     assert expand_inputs(f"{base}/clip.wav")[0][0] == "clip"
     with pytest.raises(AudioError, match=r"/missing.wav: download failed with HTTP 404"):
         load_audio(f"{base}/missing.wav")
-    monkeypatch.setattr(audio_io, "MAX_URL_BYTES", 1000)
+    monkeypatch.setattr(audio_url, "MAX_URL_BYTES", 1000)
     with pytest.raises(AudioError, match="exceeds the 1000-byte limit"):
         load_audio(f"{base}/clip.wav")
 

@@ -185,15 +185,17 @@ def test_cli_srt_files_never_overwritten(tiny_dir, tmp_path):
         "--format", "srt", "--output-dir", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # refused before any decoding: no work is lost (issue 14)
     assert "speech_10s.srt already exists" in proc.stderr and "--overwrite" in proc.stderr
+    assert "nothing was decoded" in proc.stderr
     assert (out / "speech_10s.srt").read_text() == "keep me\n"
-    srt = (out / "short_0_7s.srt").read_text()
-    assert srt.startswith("1\n00:00:00,000 --> 00:00:00,700\n")
-    assert len((out / "1best_recog" / "text").read_text().splitlines()) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["speech_10s.srt"]
     assert proc.stdout == ""
     proc = subprocess.run([*cmd, "--overwrite"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    srt = (out / "short_0_7s.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:00,700\n")
+    assert len((out / "1best_recog" / "text").read_text().splitlines()) == 2
     blocks = (out / "speech_10s.srt").read_text().rstrip("\n").split("\n\n")
     assert blocks[0].startswith("1\n00:00:00,000 --> ")
     assert re.match(f"{len(blocks)}\n{SRT_TIME} --> 00:00:10,000\n", blocks[-1])

@@ -38,7 +38,15 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="VAD for long inputs: auto (silero if installed, else energy), silero, energy, fsmn:<dir>",
     )
-    p.add_argument("--no-vad", dest="vad", action="store_const", const=None, help="decode every input whole")
+    p.add_argument(
+        "--no-vad",
+        dest="vad",
+        action="store_const",
+        const=None,
+        help="no speech detection: decode inputs of up to --max-whole s whole, longer ones in pieces of at "
+        "most --max-segment s cut at quiet points (bounded memory; silence is decoded too)",
+    )
+    p.add_argument("--max-whole", type=float, default=600.0, help="--no-vad: longest input decoded whole (s)")
     p.add_argument("--vad-threshold", type=float, default=60.0, help="segment inputs longer than this (s)")
     p.add_argument("--max-segment", type=float, default=30.0, help="longest VAD segment (s), split if longer")
     p.add_argument("--batch-seconds", type=float, default=120.0, help="audio per decoding batch (s)")
@@ -84,6 +92,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import uniasr
     from uniasr import distributed, formats
     from uniasr.audio.io import audio_duration_seconds, expand_inputs
+    from uniasr.pipeline import refuse_existing
 
     if args.merge_only:
         if not args.output_dir:
@@ -97,16 +106,17 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     device = distributed.device_for_rank(args.device, info) if info else args.device
     threads = args.threads or (distributed.threads_for_rank(info) if info and device == "cpu" else None)
     out = Path(args.output_dir) if args.output_dir else None
-    if info is None and out and not args.overwrite and (out / "1best_recog" / "text").exists():
-        raise FileExistsError(f"{out / '1best_recog/text'} already exists; pass --overwrite to replace it")
-    rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads)
     pairs = expand_inputs(args.inputs)
+    if info is None and out and not args.overwrite:  # every file this run would write, before any work
+        paths = formats.output_paths(out, [k for k, _ in pairs], args.format)
+        refuse_existing(paths, "; nothing was decoded")
+    rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads)
     itn = args.itn if args.itn is not None else args.format in formats.SUBTITLE_FORMATS
     cue = formats.CueOptions(max_line_width=args.line_width)
     kwargs = dict(
         mode=args.mode, beam_size=args.beam, nbest=args.nbest, source_rate=args.sample_rate, itn=itn,
         batch_seconds=args.batch_seconds, vad=args.vad, vad_threshold_s=args.vad_threshold,
-        max_segment_s=args.max_segment,
+        max_segment_s=args.max_segment, max_whole_s=args.max_whole,
     )  # fmt: skip
     show = sys.stderr.isatty() and (info is None or info.rank == 0)
     mine = distributed.shard(pairs, info.rank, info.world_size) if info else pairs

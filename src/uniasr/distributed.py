@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uniasr.formats import FILE_FORMATS, CueOptions, result_path, write_result_files
+from uniasr.formats import FILE_FORMATS, CueOptions, output_paths, result_path, write_result_files
 
 if TYPE_CHECKING:
     from uniasr.pipeline import Recognizer
@@ -180,13 +180,14 @@ def _run_tag(run_id: str) -> str:
     return hashlib.sha1(run_id.encode()).hexdigest()[:12]
 
 
-def _preflight(job: ShardJob, info: RankInfo) -> Path:
-    """Refuse to reuse outputs of an earlier run unless ``overwrite``; returns this rank's fresh dir."""
-    out = Path(job.out_dir)
+def _preflight(job: ShardJob, info: RankInfo, keys: Sequence[str]) -> Path:
+    """Refuse to reuse outputs of an earlier run unless ``overwrite`` (every file the merge would write is
+    checked before any decoding); returns this rank's fresh dir."""
+    from uniasr.pipeline import refuse_existing
+
     mine = job.shards / f"rank{info.rank}"
-    existing = [out / "1best_recog" / n for n in OUTPUT_FILES if (out / "1best_recog" / n).exists()]
-    if existing and not job.overwrite:
-        raise FileExistsError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    if not job.overwrite:
+        refuse_existing(output_paths(job.out_dir, keys, job.fmt), "; nothing was decoded")
     if mine.exists():
         if not job.overwrite:
             raise FileExistsError(
@@ -214,8 +215,8 @@ def run_rank(
     ``transcribe_kwargs`` go to :meth:`Recognizer.transcribe` (mode, beam_size, vad, itn, progress, ...).
     Never raises for a failure of the recognition itself: it is recorded in the shard and in the report.
     """
-    mine = _preflight(job, info)
     keys = [k for k, _ in pairs]
+    mine = _preflight(job, info, keys)
     _write_json(
         job.shards / "manifest.json", {"keys": keys, "world_size": info.world_size, "format": job.fmt}
     )
@@ -255,7 +256,7 @@ def _recognise_shard(
         if all(isinstance(src, (str, os.PathLike)) for src in inputs):  # a wav.scp keeps the keys everywhere
             inputs = part_dir / "wav.scp"
             inputs.write_text("".join(f"{k} {os.fspath(src)}\n" for k, src in chunk), encoding="utf-8")
-        results = rec.transcribe(inputs, errors="report", **kwargs)
+        results = _transcribe_chunk(rec, inputs, chunk, kwargs)
         for (key, _), r in zip(chunk, results):
             r.key = key  # arrays and bytes would otherwise be named by their position in the chunk
         with (mine / "failed.tsv").open("a", encoding="utf-8") as failed:
@@ -269,6 +270,34 @@ def _recognise_shard(
             if errors:
                 raise OSError("; ".join(errors))
         write_output_dir(results, part_dir, overwrite=True)
+
+
+def _transcribe_chunk(
+    rec: Recognizer, inputs: Any, chunk: Sequence[tuple[str, Any]], kwargs: dict[str, Any]
+) -> list[Any]:
+    """The chunk's Results; if the call fails as a whole, each input is tried alone and one that fails gets a
+    Result with the error (naming it), so one input never costs the rest of the chunk their results. When
+    every input fails alone too, the recogniser is what is broken (e.g. its device): that error is raised."""
+    from uniasr.pipeline import Result
+
+    try:
+        return rec.transcribe(inputs, errors="report", **kwargs)
+    except Exception as e:  # noqa: BLE001 - isolated below
+        first = e
+        log.warning(
+            "a chunk of %d inputs failed (%s: %s); trying each alone", len(chunk), type(e).__name__, e
+        )
+    results, failures = [], 0
+    for key, src in chunk:
+        try:
+            results += rec.transcribe([src], errors="report", **kwargs)
+        except Exception as e:  # noqa: BLE001 - recorded in failed.tsv with the key
+            log.error("%s: %s: %s", key, type(e).__name__, e)
+            results.append(Result(key, error=f"{key}: {type(e).__name__}: {e}"))
+            failures += 1
+    if failures == len(chunk) > 1:
+        raise first
+    return results
 
 
 def _states(job: ShardJob, world_size: int, run_id: str | None) -> dict[int, str]:

@@ -345,6 +345,15 @@ def result_path(out_dir: str | Path, key: str, fmt: str) -> Path:
     return Path(out_dir) / f"{key}.{SUFFIXES[fmt]}"
 
 
+def output_paths(out_dir: str | Path, keys: Sequence[str], fmt: str) -> list[Path]:
+    """Every file a run writes into ``out_dir``: ``1best_recog/*`` and, for a file format, ``<key>.<suffix>``
+    (checked before decoding, so an existing file costs no work)."""
+    from uniasr.pipeline import output_dir_files
+
+    per_key = [result_path(out_dir, k, fmt) for k in keys] if fmt in FILE_FORMATS else []
+    return [*output_dir_files(out_dir), *per_key]
+
+
 def write_result_file(
     result: Result,
     fmt: str,

@@ -25,8 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from uniasr.audio.io import AudioSource, audio_duration_seconds, iter_audio_blocks, load_audio
-from uniasr.vad import SegmentRules, SpeechSegment, VoiceActivityDetector, apply_segment_rules, load_vad
+from uniasr.audio.io import AudioSource, audio_duration_seconds, input_name, iter_audio_blocks, load_audio
+from uniasr.vad import (
+    SegmentRules,
+    SpeechSegment,
+    VadEvent,
+    VoiceActivityDetector,
+    apply_segment_rules,
+    load_vad,
+)
 from uniasr.vad.segments import frame_energy_db
 
 if TYPE_CHECKING:
@@ -45,8 +52,12 @@ class LongformOptions:
 
     vad: ``"auto"`` (Silero when the silero-vad package is installed, else the energy VAD, with a warning),
         any :func:`uniasr.vad.load_vad` spec (``"silero"``, ``"energy"``, ``"fsmn:<dir>"``), a detector
-        object, or None / "none" (never segment: every input is decoded whole, as short inputs are).
-    threshold_s: inputs longer than this are segmented; shorter ones are decoded whole.
+        object, or None / "none" (no speech detection: an input of up to ``max_whole_s`` is decoded whole,
+        as short inputs are; a longer one is never loaded whole but cut, all of it, into pieces of at most
+        ``max_segment_s`` at their quietest points, so memory stays bounded; silence is decoded too).
+    threshold_s: with a VAD, inputs longer than this are segmented; shorter ones are decoded whole.
+    max_whole_s: without a VAD, inputs longer than this are cut into pieces (decoding whole takes memory
+        in proportion to the length: about 1.1 GB per 1,000 s).
     block_s: audio decoded (and held) at a time.
     max_segment_s: longer speech segments are split at their quietest point.
     batch_seconds: audio of the segments recognised together (length-sorted batches).
@@ -60,11 +71,12 @@ class LongformOptions:
     max_segment_s: float = 30.0
     batch_seconds: float = 120.0
     lookback_s: float = 5.0
+    max_whole_s: float = 600.0
 
     def __post_init__(self) -> None:
         if isinstance(self.vad, str) and self.vad.strip().lower() in ("none", "off"):
             object.__setattr__(self, "vad", None)
-        for name in ("threshold_s", "block_s", "max_segment_s", "batch_seconds"):
+        for name in ("threshold_s", "block_s", "max_segment_s", "batch_seconds", "max_whole_s"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"LongformOptions.{name}={value!r} must be > 0")
@@ -124,6 +136,27 @@ def _auto_vad_spec(sample_rate: int) -> str:
             "tell speech from noise (pip install silero-vad, or pass vad='energy' to silence this)"
         )
     return "energy"
+
+
+class WholeInput:
+    """The "detector" of ``vad=None`` for an input too long to decode whole: all of the audio is one
+    segment, which :func:`iter_speech_segments` cuts into pieces at the quietest points (nothing dropped).
+    The state is the number of samples seen."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+
+    def detect(self, samples: np.ndarray, sample_rate: int | None = None) -> list[SpeechSegment]:
+        return [SpeechSegment(0, len(samples) * 1000 // self.sample_rate)] if len(samples) else []
+
+    def new_stream(self) -> int:
+        return 0
+
+    def accept(self, state: int, samples: np.ndarray) -> tuple[int, list[VadEvent]]:
+        return state + len(samples), [VadEvent("start", 0)] if state == 0 and len(samples) else []
+
+    def finish(self, state: int) -> list[VadEvent]:
+        return [VadEvent("end", 0, state * 1000 // self.sample_rate)] if state else []
 
 
 # ------------------------------------------------------------------------------------ segmentation
@@ -274,7 +307,8 @@ def recognize_segments(
 ) -> list[tuple[Segment, list[int]]]:
     """Recognise segments in length-sorted batches -> (Segment with absolute times, token ids), in order.
 
-    Segments too short for one feature frame come back empty (no tokens).
+    Segments too short for one feature frame come back empty (no tokens). A batch that fails is decoded
+    segment by segment; a segment that fails alone raises `DecodeError` naming the input and the segment.
     """
     from uniasr.pipeline import Segment
 
@@ -286,9 +320,13 @@ def recognize_segments(
         out[i] = (Segment(seg.start_ms, seg.end_ms, "", [], [], 0.0), [])
     for batch in length_batches([segments[i].seconds for i in usable], batch_seconds):
         items = [segments[usable[j]] for j in batch]
-        decoded = rec.decode_features([rec.features(s.samples) for s in items], mode, opts)
-        for j, seg, (enc, hyps) in zip(batch, items, decoded):
-            r = rec.make_result(key, enc, hyps, mode, seg.seconds)
+        names = [f"{key} [{s.start_ms}-{s.end_ms} ms]" for s in items]
+        feats = [rec.features(s.samples, n) for s, n in zip(items, names)]
+        decoded = rec.decode_each(names, feats, mode, opts)
+        for j, seg, got in zip(batch, items, decoded):
+            if isinstance(got, Exception):  # the segment alone fails: its input's error names it
+                raise got
+            r = rec.make_result(key, got[0], got[1], mode, seg.seconds)
             times = [
                 (min(s + seg.start_ms, seg.end_ms), min(e + seg.start_ms, seg.end_ms))
                 for s, e in r.timestamps
@@ -322,8 +360,8 @@ def transcribe_long(
     """
     from uniasr.pipeline import Alternative, Result
 
-    vad = resolve_vad(options.vad if options.vad is not None else "auto", rec.sample_rate)
-    assert vad is not None
+    rate = rec.sample_rate
+    vad = resolve_vad(options.vad, rate) if options.vad is not None else WholeInput(rate)
     t0 = time.perf_counter()
     counted = _CountingBlocks(blocks)
     done: list[tuple[Segment, list[int]]] = []
@@ -401,29 +439,35 @@ def read_or_transcribe(
 ) -> np.ndarray | Result:
     """Short input -> its samples (the caller batches it with other short inputs); long input -> its Result.
 
-    With ``options.vad`` None every input is short. Otherwise an input whose duration is known from its
-    header is long when it exceeds ``options.threshold_s``; an input of unknown duration is read block by
-    block until it ends (short) or passes the threshold (long: recognised from the blocks already read).
+    An input whose duration is known from its header is long when it exceeds ``options.threshold_s``
+    (``options.max_whole_s`` without a VAD); an input of unknown duration is read block by block until it
+    ends (short) or passes the threshold (long: recognised from the blocks already read).
     """
     rate = rec.sample_rate
-    if options.vad is None:
-        return load_audio(source, rate, source_rate=source_rate, name=key)
+    name = input_name(key, source)
+    limit_s = options.threshold_s if options.vad is not None else options.max_whole_s
     duration = audio_duration_seconds(source, source_rate=source_rate)
-    if duration is not None and duration <= options.threshold_s:
-        return load_audio(source, rate, source_rate=source_rate, name=key)
-    blocks = iter_audio_blocks(source, rate, options.block_s, source_rate=source_rate, name=key)
+    if duration is not None and duration <= limit_s:
+        return load_audio(source, rate, source_rate=source_rate, name=name)
+    blocks = iter_audio_blocks(source, rate, options.block_s, source_rate=source_rate, name=name)
     head: list[np.ndarray] = []
     head_samples = 0
     if duration is None:
         for block in blocks:
             head.append(block)
             head_samples += len(block)
-            if head_samples > options.threshold_s * rate:
+            if head_samples > limit_s * rate:
                 break
         else:
             return (
-                np.concatenate(head) if head else load_audio(source, rate, source_rate=source_rate, name=key)
+                np.concatenate(head) if head else load_audio(source, rate, source_rate=source_rate, name=name)
             )
+    if options.vad is None:
+        log.warning(
+            "%s: longer than max_whole_s=%g s; without a VAD it is decoded in pieces of at most %g s cut at "
+            "quiet points (decoding it whole would take memory in proportion to its length)",
+            key, limit_s, options.max_segment_s,
+        )  # fmt: skip
     return transcribe_long(
         rec,
         key,

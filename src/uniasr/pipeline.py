@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from uniasr.audio.features import Cmvn, Frontend
-from uniasr.audio.io import AudioError, expand_inputs
+from uniasr.audio.io import AudioError, expand_inputs, input_name
 from uniasr.decode.passes import PassResult, decode
 from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runti
     from uniasr.model.uniasr import UniASR
 
 log = logging.getLogger(__name__)
+
+
+class DecodeError(RuntimeError):
+    """Decoding one input failed (the model or search raised); the message names the input."""
 
 
 @dataclass
@@ -144,13 +148,13 @@ class Recognizer:
 
     # --- the pieces ---------------------------------------------------------------------------------------
 
-    def features(self, samples: np.ndarray) -> Any:
+    def features(self, samples: np.ndarray, name: str | None = None) -> Any:
         """float32 mono samples at the model rate -> CMVN'd LFR features [T, F] (torch backend: a tensor on
-        the model's device; onnxruntime: a numpy array)."""
+        the model's device; onnxruntime: a numpy array). `name` (e.g. the input's key) starts any error."""
         feats = self.frontend(samples)
         if feats.shape[0] == 0:
             raise AudioError(
-                f"audio of {len(samples)} samples is too short: need at least "
+                f"{name + ': ' if name else ''}audio of {len(samples)} samples is too short: need at least "
                 f"{self.frontend.cfg.window_samples} samples ({self.frontend.cfg.frame_length_ms:g} ms)"
             )
         return self.backend.features_array(np.ascontiguousarray(feats))
@@ -164,6 +168,23 @@ class Recognizer:
     ) -> list[tuple[PassResult, list[Hypothesis]]]:
         """Batch of feature matrices -> (acoustic output, n-best hypotheses) per utterance."""
         return decode(self.backend, feats, mode, opts)
+
+    def decode_each(
+        self, keys: Sequence[str], feats: Sequence[Any], mode: str, opts: SearchOptions
+    ) -> list[tuple[PassResult, list[Hypothesis]] | DecodeError]:
+        """`decode_features` where no input can cost another its result: when the batch fails, each input
+        is decoded alone, and one that still fails comes back as a DecodeError naming it (`keys[i]`)."""
+        try:
+            return list(self.decode_features(feats, mode, opts))
+        except Exception as e:  # noqa: BLE001 - isolated below; the failing input gets the error
+            if len(feats) == 1:
+                error = DecodeError(f"{keys[0]}: decoding failed ({type(e).__name__}: {e})")
+                error.__cause__ = e
+                return [error]
+            log.warning(
+                "a batch of %d inputs failed (%s: %s); decoding each alone", len(feats), type(e).__name__, e
+            )
+        return [self.decode_each([k], [f], mode, opts)[0] for k, f in zip(keys, feats)]
 
     def make_result(
         self, key: str, out: PassResult, hyps: list[Hypothesis], mode: str, seconds: float
@@ -200,18 +221,26 @@ class Recognizer:
         max_segment_s: float = 30.0,
         itn: bool = False,
         progress_seconds: Callable[[float], None] | None = None,
+        max_whole_s: float = 600.0,
     ) -> list[Result]:
         """Recognise one input or a list of inputs (paths, URLs, bytes, arrays, wav.scp files).
+
+        An array (numpy or torch) carries no sample rate: it is taken to be at `source_rate`, and when that is
+        None at the model's rate (16 kHz), as FunASR does; pass `source_rate` for audio at any other rate.
 
         mode: fast | normal | offline (default: the model dir's decoding.yaml, else normal).
         Utterances are decoded in length-sorted batches of at most `batch_seconds` of audio; results come
         back in input order. errors="raise" stops at the first bad input; "report" returns a Result with
-        `error` set for it and goes on. `progress(n)` is called as inputs finish.
+        `error` set for it and goes on; either way the error names the input, and an input that fails in a
+        batch never costs the others their results (the batch is decoded again one by one).
+        `progress(n)` is called as inputs finish.
 
         Long inputs (over `vad_threshold_s` seconds) are decoded block by block and cut by a VAD into
         segments of at most `max_segment_s` (see `uniasr.longform`); their Result has one Segment per
         speech segment. vad: "auto" (Silero if installed, else energy), "silero", "energy", "fsmn:<dir>",
-        a detector object, or None to decode every input whole. `itn` applies Japanese inverse text
+        a detector object, or None for no speech detection: inputs of up to `max_whole_s` are decoded whole,
+        longer ones (to bound memory) in pieces of at most `max_segment_s` cut at quiet points, all audio
+        included. `itn` applies Japanese inverse text
         normalisation to each text. `progress_seconds(s)` is called with seconds of audio done.
         """
         from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
@@ -221,12 +250,16 @@ class Recognizer:
         if errors not in ("raise", "report"):
             raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
         opts = self.search_options(beam_size, nbest)
+        if output_dir is not None and not overwrite:
+            refuse_existing(output_dir_files(output_dir), "; nothing was decoded")
         pairs = expand_inputs(inputs, source_rate=source_rate)
         results: dict[int, Result] = {}
         loaded: list[tuple[int, str, torch.Tensor, float]] = []
+        names: dict[int, str] = {}  # how errors name each input (key and path or URL)
         long_opts = LongformOptions(
-            vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds
-        )
+            vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds,
+            max_whole_s=max_whole_s,
+        )  # fmt: skip
         for i, (key, source) in enumerate(pairs):
             try:
                 samples = read_or_transcribe(
@@ -238,8 +271,9 @@ class Recognizer:
                     if progress:
                         progress(1)
                     continue
-                loaded.append((i, key, self.features(samples), len(samples) / self.sample_rate))
-            except (AudioError, OSError) as e:
+                names[i] = input_name(key, source)
+                loaded.append((i, key, self.features(samples, names[i]), len(samples) / self.sample_rate))
+            except (AudioError, OSError, DecodeError) as e:
                 if errors == "raise":
                     raise
                 log.warning("%s", e)
@@ -248,10 +282,16 @@ class Recognizer:
                     progress(1)
         for batch in _batches(loaded, batch_seconds):
             t0 = time.perf_counter()
-            decoded = self.decode_features([f for _, _, f, _ in batch], mode, opts)
+            decoded = self.decode_each([names[b[0]] for b in batch], [b[2] for b in batch], mode, opts)
             elapsed = time.perf_counter() - t0
-            for (i, key, _, seconds), (out, hyps) in zip(batch, decoded):
-                results[i] = finish_short_result(self.make_result(key, out, hyps, mode, seconds), itn)
+            for (i, key, _, seconds), got in zip(batch, decoded):
+                if isinstance(got, DecodeError):
+                    if errors == "raise":
+                        raise got
+                    log.warning("%s", got)
+                    results[i] = Result(key, mode=mode, duration_s=seconds, error=str(got))
+                    continue
+                results[i] = finish_short_result(self.make_result(key, got[0], got[1], mode, seconds), itn)
                 results[i].rtf = elapsed / max(sum(b[3] for b in batch), 1e-9)
             if progress:
                 progress(len(batch))
@@ -279,17 +319,41 @@ def _batches(items: list[tuple[int, str, torch.Tensor, float]], batch_seconds: f
 OUTPUT_FILES = ("text", "token", "score", "time_stamp", "rtf")
 
 
+def output_dir_files(output_dir: str | Path) -> list[Path]:
+    """The files `write_output_dir` writes: `1best_recog/{text,token,score,time_stamp,rtf}`."""
+    return [Path(output_dir) / "1best_recog" / name for name in OUTPUT_FILES]
+
+
+def refuse_existing(paths: Sequence[Path], what: str = "") -> None:
+    """FileExistsError naming the first of `paths` that exists (and how many more), before any work."""
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more of the files it would write)" if len(existing) > 1 else ""
+        raise FileExistsError(
+            f"{existing[0]} already exists{more}; pass overwrite=True (--overwrite) to replace it{what}"
+        )
+
+
+def check_key(key: str) -> str:
+    """A key for Kaldi-style `key value` lines: non-empty and without whitespace (it would end the key)."""
+    if not key or any(c.isspace() for c in key):
+        raise ValueError(
+            f"key {key!r} cannot start a 'key value' line: keys must be non-empty and contain no whitespace "
+            "(keys made from file names get '_' for whitespace; give wav.scp keys without spaces)"
+        )
+    return key
+
+
 def write_output_dir(results: Sequence[Result], output_dir: str | Path, overwrite: bool = False) -> Path:
     """Write `1best_recog/{text,token,score,time_stamp,rtf}` as Kaldi-style `key value` lines.
 
-    Existing files are never replaced unless `overwrite` is true.
+    Existing files are never replaced unless `overwrite` is true. Keys must hold no whitespace (ValueError).
     """
     out = Path(output_dir) / "1best_recog"
-    existing = [str(out / n) for n in OUTPUT_FILES if (out / n).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
-        )
+    if not overwrite:
+        refuse_existing(output_dir_files(output_dir))
+    for r in results:
+        check_key(r.key)
     out.mkdir(parents=True, exist_ok=True)
     files = {name: (out / name).open("w", encoding="utf-8") for name in OUTPUT_FILES}
     try:

@@ -12,14 +12,15 @@ import logging
 import os
 import re
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+from uniasr.audio.errors import AudioError
+from uniasr.audio.url import download
 
 if TYPE_CHECKING:
     import torch
@@ -29,15 +30,9 @@ logger = logging.getLogger(__name__)
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, "torch.Tensor"]  # noqa: UP007
 
 MAX_SAMPLE_RATE = 384_000
-URL_TIMEOUT_S = 30.0
-MAX_URL_BYTES = 1 << 30  # 1 GiB
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga"})
 _INT_SCALES = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-class AudioError(ValueError):
-    """Bad audio input; the message names the input and the problem."""
 
 
 def _check_rate(rate: Any, what: str) -> int:
@@ -117,6 +112,7 @@ def _decode_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
     """Sniff any container from memory: soundfile first, then PyAV."""
     if len(data) == 0:
         raise AudioError(f"{label}: empty bytes (0 bytes), no audio to decode")
+    _warn_if_truncated(data[: 1 << 16], len(data), label)
     try:
         return _decode_soundfile(io.BytesIO(data))
     except ImportError:
@@ -135,6 +131,39 @@ def _decode_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
             ) from av_exc
 
 
+def wav_truncation(head: bytes, size: int) -> str | None:
+    """Why a RIFF/WAVE file of `size` bytes beginning with `head` is cut short, or None: its data chunk
+    declares more bytes than follow it (a copy or recording that stopped part-way). Streamed wavs that
+    declare 0 or 0xFFFFFFFF bytes are not judged."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, declared = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            present = size - (pos + 8)
+            if declared in (0, 0xFFFFFFFF) or declared <= present:
+                return None
+            return f"truncated wav: its data chunk declares {declared} bytes but only {present} follow"
+        pos += 8 + declared + (declared & 1)
+    return None
+
+
+def _warn_if_truncated(head: bytes, size: int, label: str) -> None:
+    problem = wav_truncation(head, size)
+    if problem:
+        logger.warning("%s: %s; decoding the audio that is there", label, problem)
+
+
+def _check_wav_file(path: Path, label: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        _warn_if_truncated(head, path.stat().st_size, label)
+    except OSError:
+        pass  # the decoder reports unreadable files
+
+
 def _check_path(path: Path, label: str) -> None:
     if not path.exists():
         raise AudioError(f"{label}: audio file not found: {path}")
@@ -145,6 +174,7 @@ def _check_path(path: Path, label: str) -> None:
 def _decode_path(path: Path, label: str) -> tuple[np.ndarray, int]:
     """soundfile for wav/flac/ogg (PyAV if that fails); PyAV for everything else (soundfile if that fails)."""
     _check_path(path, label)
+    _check_wav_file(path, label)
     order = [_decode_soundfile, _decode_av]
     if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
         order.reverse()
@@ -159,22 +189,13 @@ def _decode_path(path: Path, label: str) -> tuple[np.ndarray, int]:
     raise AudioError(f"{label}: cannot decode audio file {path} ({'; '.join(errors)})")
 
 
-def _download(url: str) -> bytes:
-    """GET an http(s) URL into memory with a timeout and a size limit."""
-    try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 - scheme checked
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_URL_BYTES:
-                raise AudioError(f"{url}: Content-Length {declared} exceeds the {MAX_URL_BYTES}-byte limit")
-            data = response.read(MAX_URL_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise AudioError(f"{url}: download failed with HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise AudioError(f"{url}: download failed ({reason}; timeout {URL_TIMEOUT_S} s)") from exc
-    if len(data) > MAX_URL_BYTES:
-        raise AudioError(f"{url}: download exceeds the {MAX_URL_BYTES}-byte limit")
-    return data
+def input_name(key: str, source: Any) -> str:
+    """How errors name an input: its key, plus the path or URL when that differs from the key."""
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fsdecode(os.fspath(source))
+        if text != key:
+            return f"{key} ({text})"
+    return key
 
 
 def _url_scheme(source: str) -> str | None:
@@ -182,10 +203,10 @@ def _url_scheme(source: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, label: str) -> None:
     scheme = _url_scheme(url)
     if scheme not in ("http", "https"):
-        raise AudioError(f"{url}: unsupported URL scheme '{scheme}://' (use http(s) or a local path)")
+        raise AudioError(f"{label}: unsupported URL scheme '{scheme}://' (use http(s) or a local path)")
 
 
 # ----------------------------------------------------------------------------------------- arrays
@@ -286,8 +307,8 @@ def _decode_any(source: Any, sample_rate: int, source_rate: int | None, label: s
         if isinstance(text, bytes):
             text = os.fsdecode(text)
         if _url_scheme(text) is not None:
-            _check_url(text)
-            return _decode_bytes(_download(text), label)
+            _check_url(text, label)
+            return _decode_bytes(download(text, label), label)
         return _decode_path(Path(text), label)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(source), label)
@@ -339,6 +360,7 @@ def _path_blocks(path: Path, label: str, block_seconds: float) -> Iterator[tuple
 
     The second decoder is only tried when the first fails before producing any audio.
     """
+    _check_wav_file(path, label)
     order = [_soundfile_blocks, _iter_av]
     if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
         order.reverse()
@@ -500,12 +522,16 @@ def _is_scp(source: Any) -> bool:
 
 
 def _key_for(source: Any, index: int) -> str:
+    """The key of a listed input: a path's or URL's file stem with each run of whitespace replaced by `_`
+    (``my clip.wav`` -> ``my_clip``), so it reads back from Kaldi ``key value`` lines; else by position."""
     if isinstance(source, (str, os.PathLike)):
         text = os.fsdecode(os.fspath(source))
         if _url_scheme(text) is not None:
             stem = Path(urllib.parse.unquote(urllib.parse.urlparse(text).path)).stem
-            return stem or f"url_{index}"
-        return Path(text).stem or f"input_{index}"
+        else:
+            stem = Path(text).stem
+        stem = re.sub(r"\s+", "_", stem.strip())
+        return stem or f"{'url' if _url_scheme(text) else 'input'}_{index}"
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"bytes_{index}"
     return f"array_{index}"
@@ -514,7 +540,8 @@ def _key_for(source: Any, index: int) -> str:
 def expand_inputs(inputs: Any, *, source_rate: int | None = None) -> list[tuple[str, AudioSource]]:
     """One input or a list/tuple of inputs -> unique (key, source) pairs, in order.
 
-    ``*.scp`` paths expand to their entries (keys from the file); a path or URL gets its file stem; bytes
+    ``*.scp`` paths expand to their entries (keys from the file); a path or URL gets its file stem (whitespace
+    replaced by ``_``: keys start Kaldi ``key value`` lines); bytes
     get ``bytes_<i>`` and arrays ``array_<i>`` (i = position in ``inputs``). A repeated key gets ``_2``,
     ``_3``, ... (the first keeps the plain key).
     ``source_rate`` is only validated here; pass it on to ``load_audio`` for the arrays.

@@ -81,11 +81,19 @@ class SearchState:
     done: bool = False
 
     def set_token_num(self, token_num: float, relax: int) -> None:
-        """Fix the number of steps once Σα is known: int(Σα + token_num_relax)."""
-        self.max_steps = int(token_num + relax)
-        if self.step >= self.max_steps and not self.done:
-            raise ValueError(f"search already at step {self.step} beyond max_steps={self.max_steps}")
-        self.done = self.done or self.max_steps <= 0
+        """Fix the number of steps once Σα is known: int(Σα + token_num_relax).
+
+        With no step allowed (a clip too short for one token: Σα + relax < 1) the search is done with the
+        empty hypothesis <s></s>. A (streaming) search already past the limit finishes its running
+        hypotheses as the last step would have: each gets </s>.
+        """
+        self.max_steps = max(int(token_num + relax), 0)
+        if self.done or self.step < self.max_steps:
+            return
+        self.ended += [Hypothesis(ids + [EOS], float(sc)) for ids, sc in zip(self.ids, self.scores)]
+        if not self.ended:
+            self.ended.append(Hypothesis([SOS, EOS], 0.0))
+        self.ids, self.scores, self.cache, self.done = [], np.zeros(0, dtype=np.float32), None, True
 
     def best(self) -> Hypothesis:
         """Best finished hypothesis if done, else the best running one (a partial result)."""

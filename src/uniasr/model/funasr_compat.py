@@ -341,12 +341,31 @@ def to_funasr_key(key: str, config: UniASRConfig) -> str:
     raise KeyError(f"no FunASR name for parameter {key!r}")
 
 
+def torch_load_problem(e: Exception) -> str:
+    """What a failed `torch.load(weights_only=True)` says about the file, in our words: torch's own message
+    advises loading with weights_only=False, which runs any code the file holds; never pass that on."""
+    text = str(e)
+    if "Weights only load failed" in text:
+        found = [line.strip() for line in text.splitlines() if "unsupported" in line.lower()]
+        detail = f" ({found[0]})" if found else ""
+        if "GLOBAL" not in detail:
+            return f"it is not a torch file{detail}"
+        return (
+            f"it holds Python objects other than tensors{detail}; uniasr loads only files of plain tensors "
+            "(as `torch.save(model.state_dict())` writes them) and never runs code from a file"
+        )
+    if "central directory" in text or "zip archive" in text:
+        return "it is truncated or damaged (its zip archive is incomplete); copy or save it again"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"it is not a torch file ({type(e).__name__}: {first})"
+
+
 def load_funasr_state_dict(model: torch.nn.Module, checkpoint: Path, config: UniASRConfig) -> None:
     """Strictly load a FunASR checkpoint into our model; any missing/unexpected key or shape is an error."""
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise ModelDirError(f"cannot read checkpoint {checkpoint}: {e}") from e
+        raise ModelDirError(f"cannot read checkpoint {checkpoint}: {torch_load_problem(e)}") from e
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -162,11 +162,12 @@ def merged_centres(ps: PassStream) -> np.ndarray:
 def run_searches(
     backend: AcousticBackend, streams: list[PassStream], opts: SearchOptions, final: bool
 ) -> None:
-    """Advance the searches of several streams of the same pass in one batch of decoder steps."""
-    by_pass: dict[int, list[PassStream]] = {}
+    """Advance the searches of several streams in batches of decoder steps, one per pass and chunk
+    configuration (the decoder memory rows of a step depend on both: mode normal and offline differ)."""
+    groups: dict[tuple, list[PassStream]] = {}
     for ps in streams:
-        by_pass.setdefault(ps.pass_index, []).append(ps)
-    for pass_index, group in by_pass.items():
+        groups.setdefault((ps.pass_index, ps.encoder.chunk), []).append(ps)
+    for (pass_index, _), group in groups.items():
         scorer = backend.scorer(pass_index, [ps.memory() for ps in group])
         for j, ps in enumerate(group):
             if ps.search is None:

@@ -120,6 +120,7 @@ class StreamingSession:
         self.samples_seen = 0
         self.utterances: list[Utterance] = [self._new_utterance(0, 0)]
         self.closed = False
+        self.error: str | None = None  # set when its model work failed (process_sessions errors="report")
         self._resampler = None
         self._input_rate: int | None = None
 
@@ -142,6 +143,8 @@ class StreamingSession:
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> None:
         """Take audio (float32 mono in [-1, 1]; int16 is scaled) without running the model."""
+        if self.error is not None:
+            raise ValueError(f"{self.key}: this session failed ({self.error}); start a new session")
         if self.closed:
             raise ValueError(f"{self.key}: input_finished() was called; start a new session")
         samples = self._to_model_rate(np.asarray(samples), sample_rate)
@@ -251,8 +254,41 @@ class StreamingSession:
 # --- model work, batched across sessions ------------------------------------------------------------------
 
 
-def process_sessions(sessions: list[StreamingSession]) -> list[list[StreamEvent]]:
-    """Run every session's ready work in shared model calls; returns each session's new events."""
+class SessionError(RuntimeError):
+    """The model work of a stream failed; the message names the stream (its key)."""
+
+
+def process_sessions(sessions: list[StreamingSession], errors: str = "raise") -> list[list[StreamEvent]]:
+    """Run every session's ready work in shared model calls; returns each session's new events.
+
+    errors="raise": a failure raises SessionError naming the sessions of the call (their state stays
+    consistent, so a caller may retry each alone). "report": a failed batch is run session by session; a
+    session that fails alone gets `error` set, is closed and returns no events; the others go on.
+    """
+    if errors not in ("raise", "report"):
+        raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
+    try:
+        return _process(sessions)
+    except Exception as e:  # noqa: BLE001 - named (raise) or isolated (report) below
+        keys = ", ".join(s.key for s in sessions)
+        message = f"{type(e).__name__}: {e}"
+        if errors == "raise":
+            raise SessionError(f"model work of stream(s) {keys} failed: {message}") from e
+        if len(sessions) == 1:
+            log.warning("stream %s failed: %s", keys, message, exc_info=True)
+            _fail(sessions[0], message)
+            return [[]]
+        log.warning("model work of %d streams failed (%s); running each alone", len(sessions), message)
+    return [process_sessions([s], errors="report")[0] for s in sessions]
+
+
+def _fail(s: StreamingSession, message: str) -> None:
+    s.error, s.closed = message, True
+    for u in s.utterances:
+        u.finished = u.done = True
+
+
+def _process(sessions: list[StreamingSession]) -> list[list[StreamEvent]]:
     if not sessions:
         return []
     backend = sessions[0].rec.backend

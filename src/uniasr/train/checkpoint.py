@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from uniasr.model.funasr_compat import torch_load_problem
+
 log = logging.getLogger(__name__)
 
 _CKPT = re.compile(r"ckpt_step(\d+)\.pt$")
@@ -64,17 +66,49 @@ def prune_checkpoints(exp_dir: str | Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "state", "rng")
+
+
 def load_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint; ValueError naming the file and what is wrong (missing, unreadable or
+    truncated, not a uniasr checkpoint, or without the model / optimiser / scheduler / state / RNG)."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"checkpoint {path} does not exist") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+        raise ValueError(f"cannot read checkpoint {path}: {torch_load_problem(e)}") from e
     if not isinstance(payload, dict) or payload.get("format") != "uniasr-train-1":
         raise ValueError(f"{path} is not a uniasr training checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(payload.get(k), (dict, list))]
+    if missing:
+        raise ValueError(
+            f"checkpoint {path} has no {', '.join(missing)} (a uniasr checkpoint holds "
+            f"{', '.join(CHECKPOINT_KEYS)}); it was not written by `uniasr train`, or was damaged"
+        )
     return payload
+
+
+def latest_loadable(exp_dir: str | Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads, with its payload; broken newer ones (e.g. a file cut short by a
+    full disk or a copy) are skipped with a warning naming them. None when there are no checkpoints;
+    ValueError when none of them loads."""
+    found = list_checkpoints(exp_dir)
+    problems = []
+    for path in reversed(found):
+        try:
+            payload = load_checkpoint(path)
+        except ValueError as e:
+            log.warning("skipping checkpoint %s: %s", path.name, e)
+            problems.append(str(e))
+            continue
+        if problems:
+            log.warning("resuming from %s, the newest checkpoint that loads", path)
+        return path, payload
+    if problems:
+        raise ValueError(f"no checkpoint in {checkpoint_dir(exp_dir)} loads: " + "; ".join(problems))
+    return None
 
 
 def rng_state() -> dict[str, Any]:

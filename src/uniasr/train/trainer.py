@@ -82,6 +82,7 @@ class Trainer:
         self.info = setup(cfg.device)
         self.state = TrainState()
         self.sink: MetricsSink | None = None
+        self._resume_payload: dict | None = None  # checked while choosing the checkpoint to resume
         self.stop_reason = ""
 
     # --- set-up -------------------------------------------------------------------------------------------
@@ -95,8 +96,12 @@ class Trainer:
                     "or choose another --exp-dir"
                 )
             return None
-        if self.cfg.resume == "auto":
-            return latest
+        if self.cfg.resume == "auto":  # the newest checkpoint that loads (a broken newer one is skipped)
+            found = ckpt.latest_loadable(self.exp)
+            if found is None:
+                return None
+            self._resume_payload = found[1]
+            return found[0]
         return Path(self.cfg.resume)
 
     def _build(self, data: PreparedData) -> None:
@@ -139,8 +144,12 @@ class Trainer:
         log.info("model: %.2f M trainable parameters; device %s; bf16 %s", n / 1e6, info.device, self.amp)
 
     def _load(self, path: Path) -> None:
-        payload = ckpt.load_checkpoint(path)
-        self.model.load_state_dict(payload["model"])
+        payload = self._resume_payload or ckpt.load_checkpoint(path)
+        self._resume_payload = None
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as e:
+            raise ValueError(f"checkpoint {path} does not fit this model config: {e}") from None
         if (self.objective.ctc is None) != ("ctc" not in payload):
             was = "with" if "ctc" in payload else "without"
             raise ValueError(f"{path} was trained {was} --ctc-weight; resume it {was} that option")
@@ -413,7 +422,8 @@ class Trainer:
             if self.resume_from is not None:
                 self._load(self.resume_from)
             self._make_datasets()
-            self.sink = MetricsSink(self.exp, info.is_main, cfg.tensorboard)
+            resumed_step = self.state.step if self.resume_from is not None else None
+            self.sink = MetricsSink(self.exp, info.is_main, cfg.tensorboard, resumed_step=resumed_step)
             bar = tqdm(disable=None if info.is_main else True, unit="batch", dynamic_ncols=True)
             while self.state.epoch < cfg.max_epochs:
                 if not self._train_epoch(bar):

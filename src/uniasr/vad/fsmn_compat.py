@@ -138,7 +138,14 @@ def read_fsmn_vad_dir(model_dir: str | Path) -> FsmnVadFiles:
     frontend = frontend_config_from_funasr(config)
     endpoint = endpoint_config_from_funasr(config.get("model_conf") or {}, frontend)
     encoder = encoder_config_from_funasr(config.get("encoder_conf") or {})
-    raw = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    try:
+        raw = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{model_dir}: no model.pt (needed beside config.yaml and am.mvn)") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt files
+        from uniasr.model.funasr_compat import torch_load_problem
+
+        raise ValueError(f"cannot read {model_dir / 'model.pt'}: {torch_load_problem(e)}") from e
     cmvn = Cmvn.from_file(model_dir / "am.mvn")
     if cmvn.dim != frontend.feature_dim:
         raise ValueError(
