@@ -138,11 +138,12 @@ def test_json_round_trip():
     line = formats.format_json(r)
     assert "\n" not in line
     d = json.loads(line)
-    assert set(d) >= {"key", "text", "tokens", "timestamps", "score", "segments"}
+    assert set(d) >= {"key", "text", "kana", "tokens", "timestamps", "score", "segments"}
     assert d["segments"][1] == {
         "start_ms": 61_000,
         "end_ms": 61_240,
         "text": "カキ",
+        "kana": "",
         "tokens": ["カ", "キ"],
         "timestamps": [[61_000, 61_100], [61_100, 61_200]],
         "score": -1.5,

@@ -14,7 +14,7 @@ import soundfile as sf
 import uniasr.longform as longform
 from conftest import INPUTS
 from uniasr.audio.io import load_audio
-from uniasr.longform import LongformOptions, iter_speech_segments, resolve_vad
+from uniasr.longform import LongformOptions, iter_speech_segments, join_segment_texts, resolve_vad
 from uniasr.vad import HysteresisOptions
 from uniasr.vad.energy import EnergyVad
 
@@ -104,7 +104,8 @@ def test_long_input_equals_its_segments_transcribed_alone(tiny_recognizer, const
     r = rec.transcribe(x, vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1)[0]
     assert r.error is None and r.duration_s == pytest.approx(len(x) / RATE)
     assert _spans(r.segments) == expected
-    assert r.text == "".join(s.text for s in r.segments)
+    assert r.text == join_segment_texts([s.text for s in r.segments])  # a space where no punctuation ends one
+    assert r.kana == join_segment_texts([s.kana for s in r.segments])
     assert r.tokens == [t for s in r.segments for t in s.tokens]
     assert r.timestamps == [t for s in r.segments for t in s.timestamps]
     assert len(r.token_ids) == len(r.tokens) and r.score == pytest.approx(sum(s.score for s in r.segments))
@@ -150,7 +151,7 @@ def test_itn_is_applied_to_each_segment(tiny_recognizer, constructed, monkeypatc
     monkeypatch.setattr(uniasr.itn, "normalize", lambda text, **_: f"<{text}>")
     normalised = rec.transcribe(x, **kw, itn=True)[0]
     assert [s.text for s in normalised.segments] == [f"<{s.text}>" for s in plain.segments]
-    assert normalised.text == "".join(f"<{s.text}>" for s in plain.segments)
+    assert normalised.text == join_segment_texts([f"<{s.text}>" for s in plain.segments])
     assert normalised.tokens == plain.tokens
     short = rec.transcribe(INPUTS / "speech_10s.wav", itn=True, mode="fast", beam_size=1)[0]
     assert short.text.startswith("<") and short.segments[0].text == short.text

@@ -336,3 +336,43 @@ def test_make_corpus_end_to_end(tmp_path, monkeypatch):
     assert set(record) >= {"key", "audio", "text", "duration"}
     again = make_corpus.main(argv)  # resumable: nothing left to synthesise
     assert again["this_run"]["synthesised_utterances"] == 0 and again["hours"] == info["hours"]
+
+
+# --- orthographic readings (reading.py) ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "surface, pos, read, pron, want",
+    [
+        ("公園", "名詞", "コウエン", "コーエン", "コウエン"),  # long vowel: spelt as written
+        ("は", "助詞", "ハ", "ワ", "ハ"),  # particles
+        ("へ", "助詞", "ヘ", "エ", "ヘ"),
+        ("続け", "動詞", "ツヅケ", "ツズケ", "ツヅケ"),
+        ("こういう", "連体詞", "コウイウ", "コーユウ", "コウイウ"),
+        ("一", "名詞", "イチ", "イッ", "イッ"),  # gemination is a different sound: what was said
+        ("百", "名詞", "ヒャク", "ビャク", "ビャク"),  # voicing likewise
+        ("へえー", "感動詞", "ヘエー", "ヘー", "ヘー"),  # different lengths: what was said
+        ("ピュタゴラス", "名詞", "ピュタゴラス", "ピュ’タゴラス", "ピュタゴラス"),  # accent mark dropped
+        ("。", "記号", "、", "、", "。"),  # punctuation as written
+        ("＠", "記号", "アットマーク", "アットマーク", "アットマーク"),
+    ],
+)
+def test_word_reading_keeps_spelling_and_sounds(surface, pos, read, pron, want):
+    from recipes.synth_ja.reading import word_reading
+
+    assert word_reading(surface, pos, read, pron) == want
+
+
+@needs_pyopenjtalk
+def test_orthographic_kana_of_sentences_and_dirs(tmp_path):
+    from recipes.synth_ja.reading import orthographic_kana, write_reading_dirs
+
+    want = "トウキョウヘイッテコウエンデラーメンヲタベタ。"
+    assert orthographic_kana("東京へ行って公園でラーメンを食べた。") == want
+    corpus = tmp_path / "corpus"
+    for split in ("train", "dev", "test"):
+        (corpus / split).mkdir(parents=True)
+        (corpus / split / "wav.scp").write_text("u1 a.wav\n", encoding="utf-8")
+        (corpus / split / "utt2dur").write_text("u1 1.0\n", encoding="utf-8")
+        (corpus / split / "text").write_text("u1 今日は晴れ。\n", encoding="utf-8")
+    write_reading_dirs(corpus, tmp_path / "ortho")
+    assert (tmp_path / "ortho" / "dev" / "text").read_text(encoding="utf-8") == "u1 キョウハハレ。\n"
+    assert (tmp_path / "ortho" / "test" / "wav.scp").read_text(encoding="utf-8") == "u1 a.wav\n"

@@ -24,7 +24,8 @@ from conftest import FIXTURES, INPUTS
 from uniasr.audio.features import Cmvn, Frontend
 from uniasr.decode.tokens import TokenTable
 from uniasr.model.chunking import merge_centres, scama_mask, to_chunked_layout
-from uniasr.model.funasr_compat import load_funasr_state_dict, parse_config, read_model_dir
+from uniasr.model.config import DecodingDefaults
+from uniasr.model.funasr_compat import load_funasr_state_dict, parse_config, read_model_dir, write_decoding
 from uniasr.model.uniasr import UniASR
 from uniasr.train.augment import NO_AUGMENT, AugmentConfig
 from uniasr.train.batching import (
@@ -560,3 +561,15 @@ def test_eval_two_text_files_and_a_decoded_set(tmp_path, capsys, tiny_dir):
     out = json.loads(run_eval_cli([*argv, "--output-dir", str(tmp_path / "dec")], capsys))
     assert out["ref_chars"] == 2 and out["missing"] == []
     assert (tmp_path / "dec" / "1best_recog" / "text").read_text(encoding="utf-8").startswith("s1")
+
+
+def test_a_model_fine_tuned_from_a_dir_keeps_its_decoding_yaml(data, tmp_path, tiny_dir):
+    init = tmp_path / "init"
+    shutil.copytree(tiny_dir, init)
+    wanted = DecodingDefaults(beam_size=3, token_num_relax=0, mode="offline", convert_kana=True)
+    write_decoding(init, wanted)
+    result = train(config(tmp_path / "ft", data, config=None, init=str(init), max_steps=1))
+    assert read_model_dir(result.model_dir).decoding == wanted
+    # without a decoding.yaml in --init the model dir has none either (FunASR's defaults)
+    plain = train(config(tmp_path / "ft2", data, config=None, init=str(tiny_dir), max_steps=1))
+    assert not (plain.model_dir / "decoding.yaml").exists()

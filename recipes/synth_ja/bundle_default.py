@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from uniasr.model.config import DecodingDefaults
-from uniasr.model.funasr_compat import DECODING_FILE, write_decoding
+from uniasr.model.funasr_compat import DECODING_FILE, read_model_dir, write_decoding
 
 FILES = ("config.yaml", "tokens.json", "am.mvn")
 MAX_BYTES = 40 * 1024 * 1024
@@ -31,7 +32,15 @@ def half_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float16).contiguous() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def bundle(model_dir: Path, out: Path, overwrite: bool = False, token_num_relax: int | None = None) -> Path:
+def bundle(
+    model_dir: Path,
+    out: Path,
+    overwrite: bool = False,
+    token_num_relax: int | None = None,
+    convert_kana: bool | None = None,
+) -> Path:
+    """Bundle `model_dir` into `out`. Its decoding.yaml (if any) is kept, with `token_num_relax` /
+    `convert_kana` replaced where given; without either, a dir that has none gets none (FunASR's defaults)."""
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
     if missing:
@@ -49,10 +58,17 @@ def bundle(model_dir: Path, out: Path, overwrite: bool = False, token_num_relax:
     tmp.replace(out / "model.pt")
     for name in FILES:
         shutil.copyfile(model_dir / name, out / name)
-    if token_num_relax is None:
-        (out / DECODING_FILE).unlink(missing_ok=True)
+    has_decoding = (model_dir / DECODING_FILE).is_file()
+    decoding = read_model_dir(model_dir).decoding if has_decoding else DecodingDefaults()
+    changes = {
+        k: v
+        for k, v in (("token_num_relax", token_num_relax), ("convert_kana", convert_kana))
+        if v is not None
+    }
+    if has_decoding or changes:
+        write_decoding(out, replace(decoding, **changes))
     else:
-        write_decoding(out, DecodingDefaults(token_num_relax=token_num_relax))
+        (out / DECODING_FILE).unlink(missing_ok=True)
     return out
 
 
@@ -62,8 +78,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--token-num-relax", type=int, help="write decoding.yaml with this token_num_relax")
+    p.add_argument(
+        "--convert-kana",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decoding.yaml: the model writes orthographic kana, shown as kanji-kana text",
+    )
     args = p.parse_args(argv)
-    out = bundle(args.model_dir, args.out, args.overwrite, args.token_num_relax)
+    out = bundle(args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana)
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")
 

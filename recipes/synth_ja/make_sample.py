@@ -3,7 +3,8 @@
     python -m recipes.synth_ja.make_sample [--out-dir recipes/synth_ja]
 
 Writes sample_ja.wav (16 kHz mono PCM16, clean: no noise or reverberation) and sample_ja.txt (the sentence),
-sample_ja.kana.txt (its Open JTalk katakana reading: what the bundled katakana model writes).
+sample_ja.kana.txt (its Open JTalk katakana pronunciation) and sample_ja.reading.txt (its orthographic
+katakana reading, recipes/synth_ja/reading.py: what the bundled model writes before kana-kanji conversion).
 Uses only the voice bundled with pyopenjtalk-plus, so anyone can regenerate it byte for byte.
 """
 
@@ -19,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 from recipes.synth_ja import textprep
+from recipes.synth_ja.reading import orthographic_kana
 from recipes.synth_ja.synth import (
     BUNDLED_VOICE,
     SAMPLE_RATE,
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     write_wav(args.out_dir / "sample_ja.wav", pcm)
     (args.out_dir / "sample_ja.txt").write_text(text + "\n", encoding="utf-8")
     (args.out_dir / "sample_ja.kana.txt").write_text(synth.kana(text) + "\n", encoding="utf-8")
+    (args.out_dir / "sample_ja.reading.txt").write_text(orthographic_kana(text) + "\n", encoding="utf-8")
     for f in (args.out_dir / ".voice_cache_sample").glob("*"):
         f.unlink()
     (args.out_dir / ".voice_cache_sample").rmdir()

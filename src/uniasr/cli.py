@@ -10,6 +10,16 @@ from collections.abc import Callable
 log = logging.getLogger("uniasr")
 
 
+def add_text_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--text",
+        choices=["auto", "written", "kana"],
+        default="auto",
+        help="written: kanji-kana text converted from the model's kana; kana: the model's output as it is; "
+        "auto: written for models that write orthographic kana (the default model), else kana",
+    )
+
+
 def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files, URLs, or wav.scp lists")
     p.add_argument("--model", default=None, help="model directory (FunASR 1.x or ModelScope 0.x)")
@@ -56,6 +66,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="inverse text normalisation (kanji numerals -> digits); default: on for srt/vtt only",
     )
+    add_text_arg(p)
     p.add_argument("--line-width", type=int, default=42, help="subtitle line width (a kanji counts 2)")
     p.add_argument(
         "--merge-only", action="store_true", help="only merge the torchrun shards in --output-dir/.shards"
@@ -110,7 +121,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if info is None and out and not args.overwrite:  # every file this run would write, before any work
         paths = formats.output_paths(out, [k for k, _ in pairs], args.format)
         refuse_existing(paths, "; nothing was decoded")
-    rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads)
+    rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads, text_form=args.text)
     itn = args.itn if args.itn is not None else args.format in formats.SUBTITLE_FORMATS
     cue = formats.CueOptions(max_line_width=args.line_width)
     kwargs = dict(
@@ -152,7 +163,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def _itn_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kana", action="store_true", help="also normalise kana numerals")
+    p.add_argument(
+        "--kana", action="store_true", help="the input is orthographic kana: convert to kanji-kana text first"
+    )
 
 
 def cmd_itn(args: argparse.Namespace) -> int:

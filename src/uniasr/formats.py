@@ -67,12 +67,13 @@ def format_text(result: Result) -> str:
 
 
 def result_to_json(result: Result) -> dict[str, Any]:
-    """JSON-ready dict: key, text, tokens, timestamps, score, mode, duration_s, segments (+ nbest)."""
+    """JSON-ready dict: key, text, kana, tokens, timestamps, score, mode, duration_s, segments (+ nbest)."""
     if result.error:
         return {"key": result.key, "error": result.error}
     d: dict[str, Any] = {
         "key": result.key,
         "text": result.text,
+        "kana": result.kana,
         "tokens": list(result.tokens),
         "timestamps": [list(t) for t in result.timestamps],
         "score": result.score,
@@ -80,12 +81,15 @@ def result_to_json(result: Result) -> dict[str, Any]:
         "duration_s": result.duration_s,
     }
     if len(result.nbest) > 1:
-        d["nbest"] = [{"text": a.text, "tokens": a.tokens, "score": a.score} for a in result.nbest]
+        d["nbest"] = [
+            {"text": a.text, "kana": a.kana, "tokens": a.tokens, "score": a.score} for a in result.nbest
+        ]
     d["segments"] = [
         {
             "start_ms": s.start_ms,
             "end_ms": s.end_ms,
             "text": s.text,
+            "kana": s.kana,
             "tokens": list(s.tokens),
             "timestamps": [list(t) for t in s.timestamps],
             "score": s.score,
@@ -115,13 +119,18 @@ def result_from_json(data: str | dict[str, Any]) -> Result:
             list(s["tokens"]),
             [tuple(t) for t in s["timestamps"]],
             s["score"],
+            s.get("kana", ""),
         )
         for s in d.get("segments", [])
     ]
-    nbest = [Alternative(a["text"], list(a["tokens"]), [], a["score"]) for a in d.get("nbest", [])]
+    nbest = [
+        Alternative(a["text"], list(a["tokens"]), [], a["score"], a.get("kana", ""))
+        for a in d.get("nbest", [])
+    ]
     return Result(
         d["key"],
         text=d["text"],
+        kana=d.get("kana", ""),
         tokens=list(d["tokens"]),
         timestamps=[tuple(t) for t in d["timestamps"]],
         score=d["score"],

@@ -332,8 +332,30 @@ def recognize_segments(
                 for s, e in r.timestamps
             ]
             text = _itn(r.text) if itn else r.text
-            out[usable[j]] = (Segment(seg.start_ms, seg.end_ms, text, r.tokens, times, r.score), r.token_ids)
+            segment = Segment(seg.start_ms, seg.end_ms, text, r.tokens, times, r.score, r.kana)
+            out[usable[j]] = (segment, r.token_ids)
     return [o for o in out if o is not None]
+
+
+SENTENCE_END = frozenset("。、．，.,？！?!」』）)…")
+
+
+def join_segment_texts(texts: Sequence[str], spaced: bool = False) -> str:
+    """The texts of consecutive segments as one text: a segment that ends without punctuation is followed by
+    a space, so neighbouring segments never run together (empty segments drop); `spaced` (a word-level
+    vocabulary): a space between all segments.
+
+    >>> join_segment_texts(["今日は晴れ。", "明日は", "雨です"])
+    '今日は晴れ。明日は 雨です'
+    """
+    out: list[str] = []
+    for text in (t.strip() for t in texts):
+        if not text:
+            continue
+        if out and (spaced or out[-1][-1] not in SENTENCE_END):
+            out.append(" ")
+        out.append(text)
+    return "".join(out)
 
 
 def _itn(text: str) -> str:
@@ -391,12 +413,13 @@ def transcribe_long(
     seconds = counted.num_samples / rec.sample_rate
     if progress_seconds and seconds > reported_s:
         progress_seconds(seconds - reported_s)
-    glue = "" if rec.tokens.char_level else " "
+    spaced = not rec.tokens.char_level
     segs = [s for s, _ in done]
     ids = [i for _, seg_ids in done for i in seg_ids]
     result = Result(
         key,
-        text=glue.join(s.text for s in segs if s.text),
+        text=join_segment_texts([s.text for s in segs], spaced),
+        kana=join_segment_texts([s.kana for s in segs], spaced),
         tokens=[t for s in segs for t in s.tokens],
         token_ids=ids,
         timestamps=[t for s in segs for t in s.timestamps],
@@ -405,7 +428,7 @@ def transcribe_long(
         duration_s=seconds,
         segments=segs,
     )
-    result.nbest = [Alternative(result.text, result.tokens, result.token_ids, result.score)]
+    result.nbest = [Alternative(result.text, result.tokens, result.token_ids, result.score, result.kana)]
     result.rtf = (time.perf_counter() - t0) / max(seconds, 1e-9)
     log.debug("%s: %.1f s of audio, %d segments, RTF %.3f", key, seconds, len(segs), result.rtf)
     return result
@@ -485,7 +508,9 @@ def whole_input_segment(result: Result) -> Segment:
     from uniasr.pipeline import Segment
 
     end_ms = int(round(result.duration_s * 1000))
-    return Segment(0, end_ms, result.text, list(result.tokens), list(result.timestamps), result.score)
+    return Segment(
+        0, end_ms, result.text, list(result.tokens), list(result.timestamps), result.score, result.kana
+    )
 
 
 def finish_short_result(result: Result, itn: bool) -> Result:

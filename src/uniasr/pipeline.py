@@ -17,6 +17,7 @@ from uniasr.audio.io import AudioError, expand_inputs, input_name
 from uniasr.decode.passes import PassResult, decode
 from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
+from uniasr.kana_kanji import KanaKanjiConverter
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.model.modes import mode_settings
 
@@ -33,6 +34,9 @@ class DecodeError(RuntimeError):
     """Decoding one input failed (the model or search raised); the message names the input."""
 
 
+TEXT_FORMS = ("auto", "written", "kana")
+
+
 @dataclass
 class Alternative:
     """One entry of the n-best list."""
@@ -41,6 +45,7 @@ class Alternative:
     tokens: list[str]
     token_ids: list[int]
     score: float
+    kana: str = ""  # the model's own output when `text` was converted from it (see Recognizer.text_form)
 
 
 @dataclass
@@ -56,12 +61,15 @@ class Segment:
     tokens: list[str] = field(default_factory=list)
     timestamps: list[tuple[int, int]] = field(default_factory=list)
     score: float = 0.0
+    kana: str = ""
 
 
 @dataclass
 class Result:
     """Recognition result of one utterance. Times are in ms from the start of the audio.
 
+    `text`: what to show (kanji-kana text for a model that writes orthographic kana, see
+    `Recognizer.text_form`; ITN applied when asked); `kana`: the model's own output (its reading), always set.
     `segments`: the VAD segments of a long input, or one segment spanning a short input (empty on error).
     """
 
@@ -77,6 +85,7 @@ class Result:
     rtf: float = math.nan
     error: str | None = None
     segments: list[Segment] = field(default_factory=list)
+    kana: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,8 +109,11 @@ class Recognizer:
         tokens: TokenTable,
         defaults: DecodingDefaults = DecodingDefaults(),
         device: str | torch.device = "cpu",
+        text_form: str = "auto",
+        converter: KanaKanjiConverter | None = None,
     ) -> None:
-        """`model`: a torch `UniASR` module (run on `device`) or any `AcousticBackend` (e.g. onnxruntime)."""
+        """`model`: a torch `UniASR` module (run on `device`) or any `AcousticBackend` (e.g. onnxruntime).
+        `text_form`: see the property; `converter`: kana -> written text (default: the dictionary alone)."""
         if hasattr(model, "encode_blocks"):
             self.backend = model
         else:
@@ -111,6 +123,30 @@ class Recognizer:
         self.frontend = frontend
         self.tokens = tokens
         self.defaults = defaults
+        self.text_form = text_form
+        self.converter = converter
+
+    @property
+    def text_form(self) -> str:
+        """What `Result.text` holds: "written" (kanji-kana text converted from the model's kana by
+        `uniasr.kana_kanji`), "kana" (the model's output as it is) or "auto" (written when the model dir's
+        decoding.yaml says `convert_kana: true`, as the bundled default model's does; else kana)."""
+        return self._text_form
+
+    @text_form.setter
+    def text_form(self, value: str) -> None:
+        if value not in TEXT_FORMS:
+            raise ValueError(f"text_form={value!r}; valid: {', '.join(map(repr, TEXT_FORMS))}")
+        self._text_form = value
+
+    def render_text(self, kana: str) -> str:
+        """The model's detokenised output -> the text a Result shows (see `text_form`)."""
+        convert = self._text_form == "written" or (self._text_form == "auto" and self.defaults.convert_kana)
+        if not convert:
+            return kana
+        if self.converter is None:
+            self.converter = KanaKanjiConverter()
+        return self.converter(kana)
 
     @property
     def model(self) -> UniASR | None:
@@ -144,7 +180,8 @@ class Recognizer:
         model = UniASR(md.config)
         load_funasr_state_dict(model, md.checkpoint_path, md.config)
         frontend = Frontend(md.config.frontend, Cmvn.from_file(md.cmvn_path))
-        return cls(model, frontend, TokenTable(md.tokens), md.decoding, device)
+        converter = KanaKanjiConverter.for_model_dir(path)
+        return cls(model, frontend, TokenTable(md.tokens), md.decoding, device, converter=converter)
 
     # --- the pieces ---------------------------------------------------------------------------------------
 
@@ -198,8 +235,12 @@ class Recognizer:
         for h in hyps:
             h_ids = hypothesis_tokens(h)
             h_toks = self.tokens.to_tokens(h_ids)
-            alts.append(Alternative(self.tokens.detokenize(h_toks), h_toks, h_ids, h.score))
-        return Result(key, self.tokens.detokenize(toks), toks, ids, times, best.score, alts, mode, seconds)
+            h_kana = self.tokens.detokenize(h_toks)
+            alts.append(Alternative(self.render_text(h_kana), h_toks, h_ids, h.score, h_kana))
+        kana = self.tokens.detokenize(toks)
+        return Result(
+            key, self.render_text(kana), toks, ids, times, best.score, alts, mode, seconds, kana=kana
+        )
 
     # --- the main entry point -----------------------------------------------------------------------------
 
@@ -377,12 +418,14 @@ def load(
     device: str | torch.device = "cpu",
     backend: str | None = None,
     threads: int | None = None,
+    text_form: str = "auto",
 ) -> Recognizer:
     """Load a FunASR 1.x or ModelScope 0.x UniASR model directory (or the bundled default model), or a
     directory made by `uniasr export --format onnx`.
 
     backend: None / "auto" (an export dir runs on onnxruntime, anything else on torch), "torch" or "onnx".
     threads: intra-op threads (torch: the process-wide setting; onnx: per session); None keeps the default.
+    text_form: "auto", "written" or "kana": what `Result.text` holds (see `Recognizer.text_form`).
     """
     from uniasr.export.metadata import is_export_dir
 
@@ -398,11 +441,17 @@ def load(
 
         onnx = OnnxBackend(path, threads=threads)
         m = onnx.manifest
-        return Recognizer(onnx, Frontend(m.config.frontend, m.cmvn), TokenTable(m.tokens), m.decoding)
+        frontend = Frontend(m.config.frontend, m.cmvn)
+        converter = KanaKanjiConverter.for_model_dir(path)
+        return Recognizer(
+            onnx, frontend, TokenTable(m.tokens), m.decoding, text_form=text_form, converter=converter
+        )
     from uniasr.hub import resolve_model
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    return Recognizer.from_dir(resolve_model(path), device=device)
+    rec = Recognizer.from_dir(resolve_model(path), device=device)
+    rec.text_form = text_form
+    return rec

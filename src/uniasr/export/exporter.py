@@ -9,6 +9,7 @@ export is loadable with `uniasr.load(dir)` (onnxruntime, no torch needed).
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from uniasr.audio.features import Cmvn
 from uniasr.export.metadata import FORMATS, PIECES, SUFFIX, Manifest, write_manifest
 from uniasr.export.wrappers import Piece, model_pieces
+from uniasr.kana_kanji import LM_FILE
 from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
 from uniasr.model.uniasr import UniASR
 
@@ -79,6 +81,8 @@ def export_model(
             for piece in pieces:
                 save_traced(piece, out / manifest.graphs[piece.name])
     write_manifest(manifest, out)
+    if (Path(model_dir) / LM_FILE).is_file():  # the kana -> written text LM travels with the model
+        shutil.copyfile(Path(model_dir) / LM_FILE, out / LM_FILE)
     log.info(
         "exported %d %s graphs to %s in %.1f s",
         len(pieces),

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("files", nargs="*", help="UTF-8 text files to read (default: standard input)")
     parser.add_argument(
-        "--kana", action="store_true", help="also convert katakana numerals followed by a counter (35ニン)"
+        "--kana",
+        action="store_true",
+        help="the input is orthographic kana: convert it to kanji-kana text first (サンジュウゴニン -> 35人)",
     )
     args = parser.parse_args(argv)
     for stream in (sys.stdin, sys.stdout):

@@ -110,25 +110,6 @@ def prefixes() -> tuple[Affix, ...]:
     return _affixes("prefixes.tsv", PREFIX_FAMILIES)
 
 
-@cache
-def kana_numerals() -> tuple[tuple[str, int], ...]:
-    """Rows of ``kana_numerals.tsv``: (katakana reading, value), longest reading first."""
-    rows = []
-    for lineno, (kana, value) in _rows("kana_numerals.tsv", 2, 2):
-        if not value.isdigit():
-            raise ValueError(
-                f"data/kana_numerals.tsv:{lineno}: value {value!r} is not a non-negative integer"
-            )
-        rows.append((kana, int(value)))
-    return tuple(sorted(rows, key=lambda r: -len(r[0])))
-
-
-@cache
-def kana_counters() -> tuple[Affix, ...]:
-    """Rows of ``kana_counters.tsv`` (katakana counter, family, output), longest first."""
-    return _affixes("kana_counters.tsv", COUNTER_FAMILIES)
-
-
 def match_suffix(text: str, pos: int, table: tuple[Affix, ...]) -> Affix | None:
     """The longest affix of ``table`` that starts at ``text[pos]``, or None."""
     for affix in table:

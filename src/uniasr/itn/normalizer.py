@@ -1,4 +1,4 @@
-"""The ITN pipeline: width -> (kana numerals) -> protected words -> runs -> rules -> edits applied.
+"""The ITN pipeline: width -> (kana -> kanji-kana text) -> protected words -> runs -> rules -> edits applied.
 
 Rule order: phone-like digit chains, then decimals, then each remaining run on its own with its context
 (see context.py); every converted number finally takes its affixes (マイナス -> -, パーセント -> %).
@@ -84,8 +84,9 @@ def _apply(text: str, edits: list[Edit]) -> str:
 def normalize(text: str, *, kana: bool = False) -> str:
     """Japanese inverse text normalisation of one line: kanji numerals -> digits where a reader expects them.
 
-    ``kana=True`` also converts katakana numerals that are safe to read (see kana.py); katakana text is
-    otherwise returned unchanged. Conventions for each family are in ``uniasr/itn/README.md``.
+    ``kana=True``: `text` is orthographic kana (what the default model writes before conversion): it is turned
+    into kanji-kana text first (``uniasr.kana_kanji``), then normalised. Katakana is otherwise left alone.
+    Conventions for each family are in ``uniasr/itn/README.md``.
 
     >>> normalize("令和六年三月五日の午前十時三十分に三百五十万円を一緒に払った")
     '令和6年3月5日の午前10時30分に350万円を一緒に払った'
@@ -94,9 +95,9 @@ def normalize(text: str, *, kana: bool = False) -> str:
         return text
     text = normalize_width(text)
     if kana:
-        from .kana import convert_kana_numbers
+        from uniasr.kana_kanji import convert_kana
 
-        text = convert_kana_numbers(text)
+        text = convert_kana(text)
     runs = find_runs(text, find_protected_spans(text))
     if not runs:
         return text

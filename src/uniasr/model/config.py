@@ -183,3 +183,5 @@ class DecodingDefaults:
     beam_size: int = 5
     token_num_relax: int = 5
     mode: str = "normal"
+    # the model writes orthographic kana that `uniasr.kana_kanji` turns into kanji-kana text (uniasr's key)
+    convert_kana: bool = False

@@ -222,7 +222,10 @@ def _decoding(path: Path) -> DecodingDefaults:
     d = _read_yaml(f)
     ind, dmode = int(d.get("decoding_ind", 0)), d.get("decoding_mode", "model2")
     mode = "fast" if dmode == "model1" else ("offline" if ind == 1 else "normal")
-    return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode)
+    convert = d.get("convert_kana", False)
+    if not isinstance(convert, bool):
+        raise ModelDirError(f"{f}: convert_kana={convert!r}; expected true or false")
+    return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, convert)
 
 
 def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
@@ -234,6 +237,8 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
         "decoding_mode": "model1" if decoding.mode == "fast" else "model2",
         "decoding_ind": 1 if decoding.mode == "offline" else 0,
     }
+    if decoding.convert_kana:
+        fields["convert_kana"] = True
     out.write_text(yaml.safe_dump(fields, sort_keys=False), encoding="utf-8")
     return out
 

@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from uniasr.cli import add_text_arg
+
 COLOURS = {"partial": "\033[90m", "refresh": "\033[0m", "final": "\033[1m"}
 
 
@@ -27,6 +29,7 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--mic", action="store_true", help="read the default microphone (needs `sounddevice`)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    add_text_arg(p)
 
 
 def _print_event(e, fmt: str, wall_s: float, colour: bool) -> None:
@@ -79,7 +82,7 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if not args.mic and not args.input:
         raise ValueError("give an audio file, or --mic for the microphone")
-    rec = uniasr.load(args.model, threads=args.threads)
+    rec = uniasr.load(args.model, threads=args.threads, text_form=args.text)
     endpoint = None
     vad = None
     if not args.no_endpoint:

@@ -374,6 +374,11 @@ def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) ->
     return ids, s.rec.tokens.to_tokens(ids), [(a + offset, b + offset) for a, b in times]
 
 
+def _text(s: StreamingSession, toks: list[str]) -> str:
+    """Tokens -> the event text in the recogniser's text form (kanji-kana text for the default model)."""
+    return s.rec.render_text(s.rec.tokens.detokenize(toks))
+
+
 def _emit_partial(s: StreamingSession, u: Utterance, ps: PassStream, out: list[StreamEvent]) -> None:
     if ps.search is None or ps.encoder.next_block == 0 or u.last_partial == ps.encoder.next_block:
         return
@@ -386,7 +391,7 @@ def _emit_partial(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
         ps.encoder.next_block * ps.encoder.chunk.stride * ps.frame_ms
     )
     out.append(
-        StreamEvent("partial", s.rec.tokens.detokenize(toks), tuple(toks), tuple(times), start, end, u.index)
+        StreamEvent("partial", _text(s, toks), tuple(toks), tuple(times), start, end, u.index)
     )
 
 
@@ -403,7 +408,7 @@ def _emit_refresh(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
     out.append(
         StreamEvent(
             "refresh",
-            s.rec.tokens.detokenize(toks),
+            _text(s, toks),
             tuple(toks),
             tuple(times),
             start,

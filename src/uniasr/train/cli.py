@@ -227,6 +227,14 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-spaces", action="store_true", help="score spaces too")
     p.add_argument("--no-nfkc", action="store_true", help="skip Unicode NFKC normalisation")
     p.add_argument("--kana", action="store_true", help="compare katakana readings (pyopenjtalk if installed)")
+    p.add_argument(
+        "--ref-reading",
+        help="also score the model's own output (Result.kana) against these readings (a Kaldi text file, "
+        "a data dir or a manifest), e.g. the orthographic kana of the default model's corpus",
+    )
+    p.add_argument(
+        "--text", choices=["auto", "written", "kana"], default="auto", help="what is scored against --ref"
+    )
     p.add_argument("--worst", type=int, default=10, help="list the N worst utterances")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
 
@@ -251,14 +259,18 @@ def run_eval(args: argparse.Namespace) -> int:
     if not args.ref:
         raise ValueError("--ref is required (a text file, a data dir or a .jsonl manifest)")
     refs, audio = _references(args.ref)
+    readings = _references(args.ref_reading)[0] if args.ref_reading else None
+    hyp_readings: dict[str, str] = {}
     if args.hyp:
+        if readings is not None:
+            raise ValueError("--ref-reading scores a decoding: give --model / audio, not --hyp")
         hyps = read_text_file(args.hyp)
     else:
         if not audio:
             raise ValueError(f"{args.ref}: no audio to decode; give a data dir / manifest or --hyp")
         import uniasr
 
-        rec = uniasr.load(args.model, device=args.device)
+        rec = uniasr.load(args.model, device=args.device, text_form=args.text)
         results = rec.transcribe(
             [a for _, a in audio], mode=args.mode, beam_size=args.beam, errors="report",
             batch_seconds=args.batch_seconds,
@@ -270,20 +282,32 @@ def run_eval(args: argparse.Namespace) -> int:
 
             write_output_dir(results, args.output_dir, overwrite=True)
         hyps = {r.key: r.text for r in results if r.error is None}
+        hyp_readings = {r.key: r.kana for r in results if r.error is None}
     opts = NormalizeOptions(
         nfkc=not args.no_nfkc, strip_punctuation=not args.keep_punctuation,
         strip_spaces=not args.keep_spaces, kana=args.kana,
     )  # fmt: skip
     total, per_key, missing = score_texts(refs, hyps, opts)
+    reading = score_texts(readings, hyp_readings, opts) if readings is not None else None
     if args.json:
-        print(json.dumps({
-            "cer": total.cer, "errors": total.errors, "substitutions": total.substitutions,
-            "deletions": total.deletions, "insertions": total.insertions, "ref_chars": total.reference_length,
-            "utterances": len(refs), "missing": missing,
-        }, ensure_ascii=False))  # fmt: skip
+        out = _totals_json(total, len(refs), missing)
+        if reading is not None:
+            out["reading"] = _totals_json(reading[0], len(readings), reading[2])
+        print(json.dumps(out, ensure_ascii=False))
     else:
         print(_report(total, per_key, missing, refs, hyps, opts, args.worst))
+        if reading is not None:
+            print("reading (the model's own output):")
+            print(_report(*reading, readings, hyp_readings, opts, args.worst))
     return 0
+
+
+def _totals_json(total, utterances: int, missing: list[str]) -> dict:
+    return {
+        "cer": total.cer, "errors": total.errors, "substitutions": total.substitutions,
+        "deletions": total.deletions, "insertions": total.insertions, "ref_chars": total.reference_length,
+        "utterances": utterances, "missing": missing,
+    }  # fmt: skip
 
 
 def _report(total, per_key, missing, refs, hyps, opts, worst: int) -> str:

@@ -18,7 +18,7 @@ import yaml
 
 from uniasr.audio.features import Cmvn
 from uniasr.model.config import UniASRConfig
-from uniasr.model.funasr_compat import config_to_funasr, parse_config
+from uniasr.model.funasr_compat import DECODING_FILE, config_to_funasr, parse_config
 from uniasr.train.batching import Shard, virtual_shards
 from uniasr.train.config import TrainConfig, model_source, read_yaml
 from uniasr.train.data import (
@@ -128,6 +128,13 @@ def _warn_unknown(utts: list[Utterance], tokens: list[str]) -> None:
         )
 
 
+def _keep_decoding(cfg: TrainConfig, exp: Path) -> None:
+    """A fine-tuned model decodes as the model it started from: keep `--init`'s decoding.yaml (beam, token
+    count relax, kana conversion) in exp_dir; the trainer copies it into the final model dir."""
+    if cfg.init is not None and (Path(cfg.init) / DECODING_FILE).is_file():
+        shutil.copyfile(Path(cfg.init) / DECODING_FILE, exp / DECODING_FILE)
+
+
 def _prepare(cfg: TrainConfig, exp: Path, resuming: bool) -> PreparedData:
     stored = shard_files(cfg.train) if cfg.dataset_type == "large" else None
     train, issues = (None, []) if stored is not None else _read(cfg.train)
@@ -147,6 +154,7 @@ def _prepare(cfg: TrainConfig, exp: Path, resuming: bool) -> PreparedData:
             src.cmvn_path,
         )
         write_token_list(tokens, exp / "tokens.json")
+        _keep_decoding(cfg, exp)
         with open(exp / "model_config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(config_to_funasr(config), f, allow_unicode=True, sort_keys=False)
     if train is not None:

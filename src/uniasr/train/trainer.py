@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from uniasr.audio.features import Frontend
-from uniasr.model.funasr_compat import load_funasr_state_dict, save_model_dir
+from uniasr.model.funasr_compat import DECODING_FILE, load_funasr_state_dict, save_model_dir
 from uniasr.model.uniasr import UniASR, mode_settings
 from uniasr.train import checkpoint as ckpt
 from uniasr.train.augment import NO_AUGMENT
@@ -475,6 +476,8 @@ class Trainer:
                 self.exp / "model",
                 overwrite=True,
             )
+            if (self.exp / DECODING_FILE).is_file():  # kept from --init by prepare()
+                shutil.copyfile(self.exp / DECODING_FILE, model_dir / DECODING_FILE)
             log.info("wrote %s", model_dir)
         barrier(self.info)
         return TrainResult(self.exp, model_dir, self.state, final)
