@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import serve_http
 from uniasr.audio import url as audio_url
 from uniasr.audio.io import (
     AudioError,
@@ -270,15 +270,8 @@ def http_base(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_http(Handler) as base:
+        yield base, files
 
 
 def test_url(http_base: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,7 +23,7 @@ import soundfile as sf
 
 import uniasr
 import uniasr.longform as longform
-from conftest import FIXTURES, INPUTS, MODES, batched_finals
+from conftest import FIXTURES, INPUTS, MODES, batched_finals, serve_http
 from uniasr.audio import url as audio_url
 from uniasr.audio.io import AudioError, load_audio
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, SearchState, beam_search
@@ -242,16 +241,8 @@ def trickle_server() -> Iterator[tuple[str, dict[str, bytes]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_http(Handler) as base:
+        yield base, files
 
 
 def test_url_timeout_is_a_deadline_for_the_whole_download(trickle_server, monkeypatch, tiny_recognizer):

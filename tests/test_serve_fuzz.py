@@ -229,11 +229,14 @@ def _fuzz_start_messages(server, pcm, neighbour):
     @example({"mode": "2pass", "wav_name": "ok", "hotwords": {"a": [1]}})
     def run(msg):
         neighbour.tick()
-        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
-            send_all(ws, to_json(msg), pcm, json.dumps({"is_speaking": False}))
-            replies = recv_until_end(ws)
-            code = close_code(ws) if replies and "error" in replies[-1] else None
-        check_outcome(replies, code, msg.get("mode", "2pass"), tuple(msg))
+        exchange(
+            server,
+            msg.get("mode", "2pass"),
+            tuple(msg),
+            to_json(msg),
+            pcm,
+            json.dumps({"is_speaking": False}),
+        )
 
     run()
     finals = [r for r in neighbour.finish() if r.get("event") == "final"]
@@ -256,15 +259,22 @@ def _fuzz_control_messages(server, pcm, neighbour):
     @example("2pass", {"is_speaking": False, "mode": float("inf")})
     def run(mode, control):
         neighbour.tick()
-        with connect(f"ws://127.0.0.1:{server.port}/") as ws:
-            start = json.dumps({"mode": mode, "wav_name": "fuzz"})
-            send_all(ws, start, pcm, to_json(control), json.dumps({"is_speaking": False}))
-            replies = recv_until_end(ws)
-            code = close_code(ws) if replies and "error" in replies[-1] else None
-        check_outcome(replies, code, mode, tuple(control))
+        start = json.dumps({"mode": mode, "wav_name": "fuzz"})
+        exchange(
+            server, mode, tuple(control), start, pcm, to_json(control), json.dumps({"is_speaking": False})
+        )
 
     run()
     assert neighbour.finish()[-1].get("is_end")
+
+
+def exchange(server: BackgroundServer, mode: str, fields: tuple[str, ...], *frames: str | bytes) -> None:
+    """One fuzz connection: send `frames`, read to the end, and check the outcome (see check_outcome)."""
+    with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        send_all(ws, *frames)
+        replies = recv_until_end(ws)
+        code = close_code(ws) if replies and "error" in replies[-1] else None
+    check_outcome(replies, code, mode, fields)
 
 
 def assert_released(s: BackgroundServer) -> None:
