@@ -145,7 +145,9 @@ def _drive_page(dt: DevTools, server: BackgroundServer, rec, tmp_path: Path) -> 
     dt.js("document.getElementById('stop').click()")
     dt.wait_for("document.getElementById('status').textContent.startsWith('done')", 60, "the end after Stop")
     assert dt.js("window.uniasr.errors.length") == 0, dt.js("window.uniasr.errors")
-    # the file upload: the server decodes the wav, so the text is exactly the offline result
+    # the file upload in the mode picked on the page: the server decodes the wav, so the text is
+    # exactly the offline result
+    dt.js("document.getElementById('mode').value = 'offline'")
     doc = dt.call("DOM.getDocument")
     node = dt.call("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file")
     dt.call("DOM.setFileInputFiles", files=[str(INPUTS / "short_0_7s.wav")], nodeId=node["nodeId"])
