@@ -6,6 +6,11 @@ proposes its top `beam` tokens and the best `beam` candidates survive (stable so
 is appended without a score; hypotheses ending in `</s>` are finished; the search stops when none is
 running or the end detector fires. All running hypotheses of all utterances are scored in one call.
 Scores are float32 sums, as in FunASR.
+
+Fusion (`SearchOptions.hotwords`, `SearchOptions.lm`): each adds a row of scores over the vocabulary to every
+hypothesis's candidates before the top-k (a hotword bonus, weight x LM log-probability), keeps a small state
+per hypothesis, and adds its `final` score when a hypothesis ends with an unscored </s> (the last step). A
+hypothesis's `score` is then the fused score the beam ranked it by. Without fusion nothing changes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ class SearchOptions:
     token_num_relax: int = 5
     end_window: int = 3  # end detection: the last M lengths ...
     end_margin: float = 10.0  # ... each have a finished hypothesis this far (nats) below the best
+    hotwords: Fusion | None = None  # e.g. uniasr.decode.context.ContextGraph
+    lm: Fusion | None = None  # e.g. uniasr.decode.lm_fusion.TokenLMFusion
+
+    @property
+    def fusions(self) -> tuple[Fusion, ...]:
+        return tuple(f for f in (self.hotwords, self.lm) if f is not None)
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -42,6 +53,21 @@ class Hypothesis:
 
     token_ids: list[int]
     score: float
+
+
+class Fusion(Protocol):
+    """A score added to the decoder's, with a state per hypothesis (hotwords, an n-gram LM)."""
+
+    def initial(self) -> Any:
+        """State of a new hypothesis (<s> only)."""
+
+    def bonus(self, state: Any, vocab_size: int) -> np.ndarray:
+        """[V] float32 added to the candidates of a hypothesis in `state` (the </s> entry included)."""
+
+    def next_state(self, state: Any, token: int) -> Any: ...
+
+    def final(self, state: Any) -> float:
+        """Added when a hypothesis in `state` ends with a </s> the search appended without scoring it."""
 
 
 class StepScorer(Protocol):
@@ -79,6 +105,8 @@ class SearchState:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.float32))
     ended: list[Hypothesis] = field(default_factory=list)
     done: bool = False
+    fused: list[tuple] = field(default_factory=list)  # per running hypothesis: one state per fusion
+    finals: np.ndarray | None = None  # per running hypothesis: what the fusions add if it ended now
 
     def set_token_num(self, token_num: float, relax: int) -> None:
         """Fix the number of steps once Σα is known: int(Σα + token_num_relax).
@@ -90,7 +118,10 @@ class SearchState:
         self.max_steps = max(int(token_num + relax), 0)
         if self.done or self.step < self.max_steps:
             return
-        self.ended += [Hypothesis(ids + [EOS], float(sc)) for ids, sc in zip(self.ids, self.scores)]
+        finals = self.finals if self.finals is not None else np.zeros(len(self.ids), dtype=np.float32)
+        self.ended += [
+            Hypothesis(ids + [EOS], float(sc + fin)) for ids, sc, fin in zip(self.ids, self.scores, finals)
+        ]
         if not self.ended:
             self.ended.append(Hypothesis([SOS, EOS], 0.0))
         self.ids, self.scores, self.cache, self.done = [], np.zeros(0, dtype=np.float32), None, True
@@ -126,36 +157,72 @@ def _top_k(cand: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def _fused_rows(u: SearchState, fusions: Sequence[Fusion], vocab_size: int) -> np.ndarray:
+    """[n_hyps, V] the fusions' scores for every running hypothesis (their states start at <s>)."""
+    if not u.fused:
+        u.fused = [tuple(f.initial() for f in fusions)] * len(u.ids)
+    rows = np.zeros((len(u.ids), vocab_size), dtype=np.float32)
+    for r, states in enumerate(u.fused):
+        for f, st in zip(fusions, states):
+            rows[r] += f.bonus(st, vocab_size)
+    return rows
+
+
+def _fused_step(u: SearchState, fusions: Sequence[Fusion], parent: int, token: int) -> tuple[tuple, float]:
+    """The fusion states after `token` and what the fusions add if the hypothesis ends there."""
+    states = tuple(f.next_state(st, token) for f, st in zip(fusions, u.fused[parent]))
+    return states, float(sum(f.final(st) for f, st in zip(fusions, states)))
+
+
 def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     """One beam step; returns the parent row of each surviving hypothesis."""
     k = min(opts.beam_size, logp.shape[1])
+    fusions = opts.fusions
     cand = logp + u.scores[:, None]
+    if fusions:
+        cand += _fused_rows(u, fusions, logp.shape[1])
     top_ids = _top_k(cand, k)
     flat_scores = np.take_along_axis(cand, top_ids, axis=1).reshape(-1)
     order = np.argsort(-flat_scores, kind="stable")[: opts.beam_size]
     last = u.max_steps is not None and u.step == u.max_steps - 1
-    keep_ids, keep_scores, parents = [], [], []
+    keep_ids, keep_scores, parents, keep_fused, keep_finals = [], [], [], [], []
     for j in order.tolist():
         parent, token = divmod(j, k)
         ids = u.ids[parent] + [int(top_ids[parent, token])]
+        score, final, states = flat_scores[j], 0.0, ()
+        if fusions:
+            states, final = _fused_step(u, fusions, parent, ids[-1])
         if last:  # FunASR appends </s> at the last step, even after a chosen </s>
+            if ids[-1] != EOS:
+                score = score + np.float32(final)
             ids.append(EOS)
         if ids[-1] == EOS:
-            u.ended.append(Hypothesis(ids, float(flat_scores[j])))
+            u.ended.append(Hypothesis(ids, float(score)))
         else:
             keep_ids.append(ids)
-            keep_scores.append(flat_scores[j])
+            keep_scores.append(score)
             parents.append(parent)
+            keep_fused.append(states)
+            keep_finals.append(final)
     u.ids, u.scores = keep_ids, np.asarray(keep_scores, dtype=np.float32)
+    if fusions:
+        u.fused, u.finals = keep_fused, np.asarray(keep_finals, dtype=np.float32)
     u.done = not keep_ids or last or _end_detected(u.ended, u.step, opts)
     return parents
 
 
 def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
-    token = int(np.argmax(logp[0]))
-    u.scores = u.scores + logp[0, token]
+    fusions = opts.fusions
+    row = logp[0] + _fused_rows(u, fusions, logp.shape[1])[0] if fusions else logp[0]
+    token = int(np.argmax(row))
+    u.scores = u.scores + row[token]
     ids = u.ids[0] + [token]
+    if fusions:
+        states, final = _fused_step(u, fusions, 0, token)
+        u.fused, u.finals = [states], np.asarray([final], dtype=np.float32)
     if u.max_steps is not None and u.step == u.max_steps - 1:
+        if fusions and token != EOS:
+            u.scores = u.scores + u.finals
         ids.append(EOS)
     if ids[-1] == EOS:
         u.ended.append(Hypothesis(ids, float(u.scores[0])))

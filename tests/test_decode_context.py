@@ -1,0 +1,132 @@
+"""Hotword prefix tree (uniasr.decode.context): bonus, take-back and Aho-Corasick transitions on constructed
+token sequences, and its effect inside the beam search (uniasr.decode.search) with a scripted scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uniasr.decode.context import ContextGraph, ContextPhrase
+from uniasr.decode.search import EOS, SOS, SearchOptions, beam_search
+
+V = 12
+
+
+def walk(graph: ContextGraph, tokens: list[int], end: bool = True) -> float:
+    """Total bonus of a token sequence (ending the hypothesis when `end`)."""
+    state, total = graph.root, 0.0
+    for t in tokens:
+        total += float(graph.bonus(state, V)[t])
+        state = graph.next_state(state, t)
+    return total + (graph.final(state) if end else 0.0)
+
+
+def test_whole_phrase_keeps_its_bonus_partial_match_is_taken_back():
+    g = ContextGraph([ContextPhrase((3, 4, 5), 2.0)])
+    assert walk(g, [3, 4, 5]) == pytest.approx(6.0)
+    assert walk(g, [7, 3, 4, 5, 8, 9]) == pytest.approx(6.0)
+    assert walk(g, [3, 4, 8]) == pytest.approx(0.0)  # failed at 8: the 4.0 given for 3 4 comes back
+    assert walk(g, [3, 4, 8], end=False) == pytest.approx(0.0)
+    assert walk(g, [3, 4]) == pytest.approx(0.0)  # unfinished at the end: taken back by final()
+    assert walk(g, [3, 4], end=False) == pytest.approx(4.0)  # while running it is on loan
+    assert walk(g, [3, 4, 5, 3, 4, 5]) == pytest.approx(12.0)
+
+
+def test_fail_links_find_a_match_that_starts_inside_a_failed_one():
+    g = ContextGraph([ContextPhrase((3, 3, 4), 1.0)])
+    assert walk(g, [3, 3, 3, 4]) == pytest.approx(3.0)  # 3 3 [3 -> fail to "3 3"] 4
+    g = ContextGraph([ContextPhrase((3, 4, 5, 6), 1.0), ContextPhrase((4, 5, 7), 1.0)])
+    assert walk(g, [3, 4, 5, 7]) == pytest.approx(3.0)  # leaves 3 4 5 for 4 5 (suffix), completes 4 5 7
+    assert walk(g, [3, 4, 5, 6]) == pytest.approx(4.0)
+
+
+def test_suffix_phrase_and_nested_phrases_each_count():
+    g = ContextGraph([ContextPhrase((3, 4, 5), 1.0), ContextPhrase((4, 5), 1.0)])
+    assert walk(g, [3, 4, 5]) == pytest.approx(3.0 + 2.0)  # 4 5 is matched inside 3 4 5 (output link)
+    g = ContextGraph([ContextPhrase((3, 4), 1.0), ContextPhrase((3, 4, 5), 1.0)])
+    assert walk(g, [3, 4]) == pytest.approx(2.0)
+    assert walk(g, [3, 4, 5]) == pytest.approx(2.0 + 3.0)
+    assert walk(g, [3, 4, 8]) == pytest.approx(2.0)  # 3 4 stays matched when 3 4 5 fails
+
+
+def test_weight_per_phrase_and_shared_prefix_takes_the_larger():
+    g = ContextGraph([ContextPhrase((3, 4), 1.0), ContextPhrase((3, 5), 3.0)])
+    assert walk(g, [3, 4]) == pytest.approx(3.0 + 1.0)  # the shared first token carries max(1, 3)
+    assert walk(g, [3, 5]) == pytest.approx(6.0)
+    assert g.bonus(g.root, V)[3] == pytest.approx(3.0)
+    assert g.bonus(g.root, V)[7] == 0.0
+
+
+def test_bonus_row_matches_the_walk_for_every_token():
+    rng = np.random.default_rng(0)
+    phrases = [
+        ContextPhrase(tuple(rng.integers(3, 8, size=rng.integers(2, 5)).tolist()), 1.5) for _ in range(6)
+    ]
+    g = ContextGraph(phrases)
+    for _ in range(50):
+        seq = rng.integers(3, 9, size=6).tolist()
+        prefix = walk(g, seq[:-1], end=False)
+        state = g.root
+        for t in seq[:-1]:
+            state = g.next_state(state, t)
+        row = g.bonus(state, V)
+        assert walk(g, seq, end=False) == pytest.approx(prefix + float(row[seq[-1]]), abs=1e-5)
+
+
+def test_bad_phrases_are_refused():
+    with pytest.raises(ValueError, match="no tokens"):
+        ContextPhrase((), 1.0, "x")
+    with pytest.raises(ValueError, match="finite"):
+        ContextPhrase((3,), float("nan"), "x")
+
+
+class ScriptedScorer:
+    """Decoder log-probabilities that do not depend on the history: row `step` of `table` [S, V]."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+
+    def initial_cache(self, utt):
+        return None
+
+    def score(self, utts, steps, tokens, caches):
+        return [np.repeat(self.table[s][None], len(t), axis=0) for s, t in zip(steps, tokens)], list(caches)
+
+    def select(self, cache, rows):
+        return None
+
+
+def _table() -> np.ndarray:
+    """Per step the decoder prefers 6 over 3, then 7 over 4 (the hotword is 3 4), then </s>."""
+    logits = np.full((3, V), -8.0, dtype=np.float32)
+    logits[0, [6, 3]] = [-0.5, -1.0]
+    logits[1, [7, 4]] = [-0.5, -1.0]
+    logits[2, EOS] = -0.1
+    return logits
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_a_hotword_changes_the_best_hypothesis(beam):
+    scorer = ScriptedScorer(_table())
+    opts = SearchOptions(beam_size=beam, token_num_relax=0)
+    plain = beam_search(scorer, [3.0], opts, greedy=beam == 1)[0][0]
+    assert plain.token_ids == [SOS, 6, 7, EOS, EOS]
+    graph = ContextGraph([ContextPhrase((3, 4), 1.0)])
+    biased = beam_search(scorer, [3.0], SearchOptions(beam_size=beam, token_num_relax=0, hotwords=graph),
+                         greedy=beam == 1)[0][0]  # fmt: skip
+    assert biased.token_ids == [SOS, 3, 4, EOS, EOS]
+    # the score keeps the completed phrase's bonus once: 2 tokens x 1.0
+    assert biased.score == pytest.approx(-1.0 - 1.0 - 0.1 + 2.0, abs=1e-5)
+
+
+def test_a_partial_match_at_the_last_step_is_taken_back():
+    logits = np.full((2, V), -8.0, dtype=np.float32)
+    logits[0, [3, 6]] = [-1.0, -0.9]
+    logits[1, [4, 7]] = [-5.0, -0.1]
+    graph = ContextGraph([ContextPhrase((3, 4, 5), 1.0)])
+    hyps = beam_search(ScriptedScorer(logits), [2.0], SearchOptions(beam_size=4, token_num_relax=0,
+                                                                      hotwords=graph, nbest=4))[0]  # fmt: skip
+    by_ids = {tuple(h.token_ids): h.score for h in hyps}
+    # 3 7 </s>: 3 was given 1.0 and taken back at 7; 3 4 </s> (last step): 2.0 given, taken back at the end
+    assert by_ids[(SOS, 3, 7, EOS)] == pytest.approx(-1.1, abs=1e-5)
+    assert by_ids[(SOS, 3, 4, EOS)] == pytest.approx(-6.0, abs=1e-5)
