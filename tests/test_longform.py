@@ -180,7 +180,6 @@ def test_vad_choice_errors():
 
 
 def test_silero_segmentation_is_deterministic(constructed):
-    pytest.importorskip("silero_vad")
     x, expected = constructed
     vad = resolve_vad("silero", RATE)
     first = _spans(iter_speech_segments(_blocks(x, 60), vad))

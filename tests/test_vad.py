@@ -340,6 +340,15 @@ def test_silero_probabilities_match_the_packaged_model(sample_rate: int) -> None
 
 
 @needs_silero
+def test_vendored_silero_weights_are_the_packaged_ones() -> None:
+    from uniasr.vad.silero import VENDORED_WEIGHTS, read_weights, silero_model_path, weights_from_jit
+
+    vendored, packaged = read_weights(VENDORED_WEIGHTS), weights_from_jit(silero_model_path())
+    assert sorted(vendored) == sorted(packaged)
+    for name, value in packaged.items():
+        np.testing.assert_array_equal(vendored[name], value, err_msg=name)
+
+
 def test_silero_finds_the_sentences_of_the_long_clip(silero) -> None:
     """long_35s: 5 sentences separated by pauses of 1.0/1.4/0.8/1.2 s after 0.4 s of lead silence."""
     samples, _ = sf.read(INPUTS / "long_35s.wav", dtype="float32")
@@ -355,7 +364,6 @@ def test_silero_finds_the_sentences_of_the_long_clip(silero) -> None:
     assert abs(merged[0].start_ms - clip["lead_silence_s"] * 1000) <= 250 and merged[-1].end_ms <= 35000
 
 
-@needs_silero
 def test_silero_on_constructed_audio(silero) -> None:
     assert silero.detect(np.zeros(3 * SR, np.float32)) == []
     speech, _ = sf.read(INPUTS / "speech_10s.wav", dtype="float32")
@@ -367,7 +375,6 @@ def test_silero_on_constructed_audio(silero) -> None:
     assert sum(s.duration_ms for s in plain) > 6000
 
 
-@needs_silero
 def test_silero_stream_equals_detect(silero) -> None:
     samples, _ = sf.read(INPUTS / "long_35s.wav", dtype="float32")
     events = _stream(silero, samples[: 12 * SR], seed=5)
@@ -420,9 +427,8 @@ def test_wrong_sample_rate_is_named() -> None:
         vad.detect(np.zeros(800, np.float32), sample_rate=8000)
     with pytest.raises(ValueError, match="sample_rate=44100 Hz, but this VAD expects 16000 Hz"):
         load_vad(f"fsmn:{FSMN_DIR}").detect(np.zeros(800, np.float32), sample_rate=44100)
-    if HAVE_SILERO:
-        with pytest.raises(ValueError, match="sample_rate=22050 Hz is not supported by Silero"):
-            load_vad("silero:22050")
+    with pytest.raises(ValueError, match="sample_rate=22050 Hz is not supported by Silero"):
+        load_vad("silero:22050")
 
 
 def test_bad_sample_arrays_are_named() -> None:

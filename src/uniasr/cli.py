@@ -46,7 +46,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vad",
         default="auto",
-        help="VAD for long inputs: auto (silero if installed, else energy), silero, energy, fsmn:<dir>",
+        help="VAD for long inputs: auto (silero at 8/16 kHz, else energy), silero, energy, fsmn:<dir>",
     )
     p.add_argument(
         "--no-vad",

@@ -15,7 +15,6 @@ batches by :meth:`uniasr.pipeline.Recognizer.decode_features`; token times are m
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import logging
 import time
@@ -50,7 +49,7 @@ LEVEL_FRAME_MS = 10  # frame of the loudness curve that places splits
 class LongformOptions:
     """When and how long inputs are segmented. Times in seconds.
 
-    vad: ``"auto"`` (Silero when the silero-vad package is installed, else the energy VAD, with a warning),
+    vad: ``"auto"`` (Silero at 8 and 16 kHz, whose weights ship with uniasr, else the energy VAD),
         any :func:`uniasr.vad.load_vad` spec (``"silero"``, ``"energy"``, ``"fsmn:<dir>"``), a detector
         object, or None / "none" (no speech detection: an input of up to ``max_whole_s`` is decoded whole,
         as short inputs are; a longer one is never loaded whole but cut, all of it, into pieces of at most
@@ -63,6 +62,9 @@ class LongformOptions:
     batch_seconds: audio of the segments recognised together (length-sorted batches).
     lookback_s: audio kept behind the VAD's position for segment starts reported late (a detector emits
         "start" only after some speech, and pads it backwards).
+    merge_gap_s, merge_max_s: neighbouring speech segments are decoded as one while the pause between
+        them is at most ``merge_gap_s`` and the merged segment so far is shorter than ``merge_max_s``
+        (a VAD cuts sentences at their commas; whole sentences decode better and make whole subtitles).
     """
 
     vad: VadSpec = "auto"
@@ -72,6 +74,8 @@ class LongformOptions:
     batch_seconds: float = 120.0
     lookback_s: float = 5.0
     max_whole_s: float = 600.0
+    merge_gap_s: float = 0.0
+    merge_max_s: float = 15.0
 
     def __post_init__(self) -> None:
         if isinstance(self.vad, str) and self.vad.strip().lower() in ("none", "off"):
@@ -128,14 +132,8 @@ def resolve_vad(vad: VadSpec, sample_rate: int) -> VoiceActivityDetector | None:
 
 @functools.lru_cache(maxsize=4)  # decide (and warn) once per process
 def _auto_vad_spec(sample_rate: int) -> str:
-    if importlib.util.find_spec("silero_vad") is not None and sample_rate in (8000, 16000):
-        return f"silero:{sample_rate}"
-    if sample_rate in (8000, 16000):
-        log.warning(
-            "silero-vad is not installed; long inputs are segmented with the energy VAD, which cannot "
-            "tell speech from noise (pip install silero-vad, or pass vad='energy' to silence this)"
-        )
-    return "energy"
+    """Silero (its weights ship with uniasr) at the rates it has; the energy VAD elsewhere."""
+    return f"silero:{sample_rate}" if sample_rate in (8000, 16000) else "energy"
 
 
 class WholeInput:
@@ -192,30 +190,62 @@ def iter_speech_segments(
     *,
     max_segment_s: float = 30.0,
     lookback_s: float = 5.0,
+    merge_gap_s: float = 0.0,
+    merge_max_s: float = 0.0,
 ) -> Iterator[AudioSegment]:
     """Speech segments of a stream of float32 blocks at ``vad.sample_rate``, in order, with their samples.
 
-    Memory: the current block, ``lookback_s`` of audio and the open segment (at most ``max_segment_s``
-    plus one block). Segments do not depend on the block sizes (for detectors whose streaming output
-    does not, which is the case for every uniasr backend).
+    Neighbouring VAD segments are merged into one (the pause between them included) while the pause is at
+    most ``merge_gap_s`` and the merged segment so far is shorter than ``merge_max_s``, so that a sentence
+    the VAD cuts at its commas is decoded whole. A segment over ``max_segment_s`` is split at its
+    quietest point. Memory: the current block, ``lookback_s`` of audio and the open segment (at most
+    ``max_segment_s`` plus one block). Segments do not depend on the block sizes (for detectors whose
+    streaming output does not, which is the case for every uniasr backend).
     """
     rate = vad.sample_rate
     max_ms = int(round(max_segment_s * 1000))
+    gap_ms, merge_ms = int(round(merge_gap_s * 1000)), int(round(merge_max_s * 1000))
+    # a "start" is reported after some speech, dated back: wait this long past a segment end for it
+    wait_ms = gap_ms + int(lookback_s * 1000)
     buffer, state = _SampleBuffer(), vad.new_stream()
-    open_start: int | None = None  # start of the open segment, from its "start" event
+    open_start: int | None = None  # start of the open (or ended but still mergeable) segment
     done_to: int | None = None  # end of the part of the open segment already emitted by forced splits
+    ended_at: int | None = None  # the open segment's end, while a next segment may still merge into it
+
+    def close(end_ms: int) -> Iterator[AudioSegment]:
+        nonlocal open_start, done_to, ended_at
+        start = done_to if done_to is not None else open_start
+        assert start is not None
+        yield from _pieces(buffer, rate, start, end_ms, max_ms, final=True)
+        open_start = done_to = ended_at = None
+
+    def on_event(event: VadEvent) -> Iterator[AudioSegment]:
+        nonlocal open_start, done_to, ended_at
+        if event.kind == "start":
+            if ended_at is not None and open_start is not None:
+                if event.start_ms - ended_at <= gap_ms and ended_at - open_start < merge_ms:
+                    ended_at = None  # the open segment goes on
+                    return
+                yield from close(ended_at)
+            open_start, done_to = event.start_ms, None
+            return
+        end_ms = event.end_ms if event.end_ms is not None else event.start_ms
+        if open_start is None:
+            open_start = event.start_ms
+        if gap_ms > 0:
+            ended_at = end_ms
+        else:
+            yield from close(end_ms)
+
     for block in blocks:
         buffer.append(np.asarray(block, dtype=np.float32))
         state, events = vad.accept(state, block)
         for event in events:
-            if event.kind == "start":
-                open_start, done_to = event.start_ms, None
-                continue
-            start = done_to if done_to is not None and event.start_ms == open_start else event.start_ms
-            yield from _pieces(buffer, rate, start, event.end_ms, max_ms, final=True)
-            open_start = done_to = None
+            yield from on_event(event)
         now_ms = buffer.end * 1000 // rate
-        if open_start is not None:
+        if ended_at is not None and now_ms - ended_at > wait_ms:
+            yield from close(ended_at)
+        if open_start is not None and ended_at is None:
             start = done_to if done_to is not None else open_start
             if now_ms - start > max_ms + 2 * LEVEL_FRAME_MS:  # enough audio to place the next split
                 pieces = list(_pieces(buffer, rate, start, now_ms, max_ms, final=False))
@@ -226,10 +256,9 @@ def iter_speech_segments(
             keep_ms = min(keep_ms, done_to if done_to is not None else open_start)
         buffer.drop_before(max(keep_ms - LEVEL_FRAME_MS, 0) * rate // 1000)
     for event in vad.finish(state):
-        if event.kind == "end":
-            start = done_to if done_to is not None and event.start_ms == open_start else event.start_ms
-            yield from _pieces(buffer, rate, start, event.end_ms, max_ms, final=True)
-            open_start = done_to = None
+        yield from on_event(event)
+    if ended_at is not None:
+        yield from close(ended_at)
 
 
 def _pieces(
@@ -403,7 +432,12 @@ def transcribe_long(
         pending.clear()
 
     segments = iter_speech_segments(
-        counted, vad, max_segment_s=options.max_segment_s, lookback_s=options.lookback_s
+        counted,
+        vad,
+        max_segment_s=options.max_segment_s,
+        lookback_s=options.lookback_s,
+        merge_gap_s=options.merge_gap_s if options.vad is not None else 0.0,
+        merge_max_s=options.merge_max_s,
     )
     for seg in segments:
         pending.append(seg)
