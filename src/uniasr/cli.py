@@ -235,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     _, run, _ = COMMANDS[args.command]
+    from uniasr.extras import MissingExtraError
+
     try:
         return run(args)
-    except (ValueError, OSError) as e:  # our errors name the problem; no traceback for bad input
+    except (ValueError, OSError, MissingExtraError) as e:  # they name the problem (and the fix): no traceback
         log.error("%s", e)
         return 2
     except KeyboardInterrupt:

@@ -11,7 +11,16 @@ from uniasr.model.funasr_compat import ModelDirError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
+ONNX_SUBDIR = "onnx"  # a model dir's own ONNX export (the bundled one: recipes/synth_ja/bundle_onnx.py)
 ALLOW_DOWNLOAD_ENV = "UNIASR_ALLOW_DOWNLOAD"
+
+
+def onnx_export_of(model_dir: str | os.PathLike) -> Path | None:
+    """`model_dir/onnx` when it holds an export made by `uniasr export --format onnx`, else None."""
+    from uniasr.export.metadata import is_export_dir
+
+    path = Path(model_dir) / ONNX_SUBDIR
+    return path if is_export_dir(path) else None
 
 
 def default_model_dir() -> Path | None:

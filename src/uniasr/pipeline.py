@@ -423,35 +423,53 @@ def load(
     """Load a FunASR 1.x or ModelScope 0.x UniASR model directory (or the bundled default model), or a
     directory made by `uniasr export --format onnx`.
 
-    backend: None / "auto" (an export dir runs on onnxruntime, anything else on torch), "torch" or "onnx".
+    backend: "torch", "onnx", or None / "auto": an export dir runs on onnxruntime; a model dir runs on
+    torch when torch is installed, else on its own ONNX export (`DIR/onnx`, which the bundled default
+    model ships), so the base install (no torch) needs no flag. "onnx" on a model dir also picks `DIR/onnx`.
     threads: intra-op threads (torch: the process-wide setting; onnx: per session); None keeps the default.
     text_form: "auto", "written" or "kana": what `Result.text` holds (see `Recognizer.text_form`).
     """
     from uniasr.export.metadata import is_export_dir
+    from uniasr.extras import missing_modules, require_extra
+    from uniasr.hub import onnx_export_of, resolve_model
 
     if backend not in (None, "auto", "torch", "onnx"):
         raise ValueError(f"backend={backend!r}; valid: 'auto', 'torch', 'onnx'")
     exported = path is not None and is_export_dir(path)
     if exported and backend == "torch":
         raise ValueError(f"{path} is an exported model (onnxruntime); load the original model dir for torch")
-    if exported or backend == "onnx":
-        if not exported:
-            raise ValueError(f"backend='onnx' needs a dir made by `uniasr export --format onnx`; not {path}")
-        from uniasr.backends.onnx_backend import OnnxBackend
-
-        onnx = OnnxBackend(path, threads=threads)
-        m = onnx.manifest
-        frontend = Frontend(m.config.frontend, m.cmvn)
-        converter = KanaKanjiConverter.for_model_dir(path)
-        return Recognizer(
-            onnx, frontend, TokenTable(m.tokens), m.decoding, text_form=text_form, converter=converter
-        )
-    from uniasr.hub import resolve_model
-
+    if exported:
+        return _load_onnx(Path(path), threads, text_form, lm_dir=Path(path))
+    model_dir = resolve_model(path)
+    own_export = onnx_export_of(model_dir)
+    no_torch = bool(missing_modules("torch"))
+    if backend == "onnx" or (backend in (None, "auto") and own_export is not None and no_torch):
+        if own_export is None:
+            raise ValueError(
+                f"backend='onnx' needs a dir made by `uniasr export --format onnx` (or a model dir holding "
+                f"one in onnx/); not {model_dir}"
+            )
+        return _load_onnx(own_export, threads, text_form, lm_dir=model_dir)
+    if no_torch:  # or export it once where torch is: uniasr export DIR --format onnx --int8 --output DIR/onnx
+        require_extra("torch", f"the torch checkpoint {model_dir}")
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    rec = Recognizer.from_dir(resolve_model(path), device=device)
+    rec = Recognizer.from_dir(model_dir, device=device)
     rec.text_form = text_form
     return rec
+
+
+def _load_onnx(path: Path, threads: int | None, text_form: str, lm_dir: Path) -> Recognizer:
+    """An ONNX export dir on onnxruntime; the kana -> text LM from the export, else from `lm_dir` (the
+    model dir an `onnx/` export sits in)."""
+    from uniasr.backends.onnx_backend import OnnxBackend
+    from uniasr.kana_kanji import LM_FILE
+
+    onnx = OnnxBackend(path, threads=threads)
+    m = onnx.manifest
+    frontend = Frontend(m.config.frontend, m.cmvn)
+    converter = KanaKanjiConverter.for_model_dir(path if (path / LM_FILE).is_file() else lm_dir)
+    tokens = TokenTable(m.tokens)
+    return Recognizer(onnx, frontend, tokens, m.decoding, text_form=text_form, converter=converter)

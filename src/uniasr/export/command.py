@@ -18,6 +18,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from uniasr.extras import require_extra
+
+    require_extra("export", "uniasr export")
     from uniasr.export.exporter import export_model
 
     manifest = export_model(

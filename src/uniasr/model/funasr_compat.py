@@ -11,9 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 from uniasr.audio.features import FrontendConfig
@@ -27,6 +26,9 @@ from uniasr.model.config import (
     StrideConvConfig,
     UniASRConfig,
 )
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: model dirs parse without it
+    import torch
 
 SUPPORTED_MODELS = {"UniASR", "uniasr"}
 ENCODERS = {"SANMEncoderChunkOpt", "sanm_chunk_opt"}
@@ -367,6 +369,8 @@ def torch_load_problem(e: Exception) -> str:
 
 def load_funasr_state_dict(model: torch.nn.Module, checkpoint: Path, config: UniASRConfig) -> None:
     """Strictly load a FunASR checkpoint into our model; any missing/unexpected key or shape is an error."""
+    import torch
+
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt files
@@ -533,6 +537,8 @@ def save_model_dir(
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "config.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(config_to_funasr(config), f, allow_unicode=True, sort_keys=False)
+    import torch
+
     torch.save(funasr_state_dict(model, config), out / "model.pt")
     (out / "tokens.json").write_text(json.dumps(list(tokens), ensure_ascii=False, indent=0), encoding="utf-8")
     if Path(cmvn_path).resolve() != (out / "am.mvn").resolve():

@@ -198,6 +198,9 @@ def _dump(args: argparse.Namespace, cfg) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from uniasr.extras import require_extra
+
+    require_extra("train", "uniasr train")
     from uniasr.train.trainer import train
 
     cfg = train_config_from_args(args)
