@@ -196,3 +196,36 @@ def test_stream_cli_prints_json_events(tiny_dir):
     kinds = [e["event"] for e in events]
     assert kinds[-1] == "final" and "partial" in kinds and "refresh" in kinds
     assert all({"event", "text", "start_ms", "end_ms"} <= set(e) for e in events)
+
+
+@pytest.fixture(scope="module")
+def stride1_recognizer(tmp_path_factory):
+    """The tiny fixture with a stride-1 stride conv (pass 2 on 60 ms frames; same weight shapes)."""
+    import shutil
+
+    import yaml
+
+    d = tmp_path_factory.mktemp("stride1") / "model_dir"
+    shutil.copytree(FIXTURES / "funasr_uniasr_tiny" / "model_dir", d)
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["stride_conv_conf"]["stride"] = 1
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return uniasr.load(d)
+
+
+@pytest.mark.parametrize("mode", ["normal", "offline"])
+def test_stride1_session_equals_whole_utterance(stride1_recognizer, mode):
+    rec = stride1_recognizer
+    assert rec.config.frame_ms(2) == 60.0
+    audio = load_audio(INPUTS / "speech_10s.wav")
+    want = rec.transcribe(audio, mode=mode)[0]
+    rng = np.random.default_rng(1)
+    for max_piece in (1600, 48000):
+        finals = [
+            e
+            for e in feed_randomly(StreamingSession(rec, mode=mode), audio, rng, max_piece)
+            if e.kind == "final"
+        ]
+        assert finals[0].result.token_ids == want.token_ids
+        assert finals[0].result.timestamps == want.timestamps
+    assert want.timestamps and max(b for _, b in want.timestamps) <= 10_500

@@ -20,7 +20,7 @@ from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_
 from uniasr.model.cif import CifOutput, cif_output
 from uniasr.model.config import ChunkConfig, EncoderConfig
 from uniasr.model.layout import ChunkGeometry, look_back_rows, merge_centres, split_blocks, to_chunked_layout
-from uniasr.model.modes import frame_ms, mode_settings
+from uniasr.model.modes import mode_settings
 
 if TYPE_CHECKING:
     from uniasr.backends.base import AcousticBackend, History
@@ -42,11 +42,7 @@ class PassResult:
     cif: CifOutput
     chunk: ChunkConfig
     pass_index: int
-
-    @property
-    def frame_ms(self) -> float:
-        """Duration of one encoder frame of this pass (60 ms LFR frames, doubled by the stride conv)."""
-        return frame_ms(self.pass_index)
+    frame_ms: float  # duration of one encoder frame of this pass (`UniASRConfig.frame_ms`)
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -139,7 +135,8 @@ def run_passes(backend: AcousticBackend, feats: Sequence[np.ndarray], mode: str)
         encoded = encode(backend, 2, second, ind)
     cifs = predict(backend, pass_index, encoded)
     chunk = chunk_config(backend, pass_index, ind)
-    return [PassResult(e, c, chunk, pass_index) for e, c in zip(encoded, cifs)]
+    ms = backend.config.frame_ms(pass_index)
+    return [PassResult(e, c, chunk, pass_index, ms) for e, c in zip(encoded, cifs)]
 
 
 def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:

@@ -1,7 +1,8 @@
 """Frozen configuration dataclasses for the UniASR model.
 
 These hold our own names only; `funasr_compat.py` translates FunASR / ModelScope config files into them.
-Frame rates: encoder 1 runs on 60 ms LFR frames, encoder 2 on 120 ms frames (after the stride conv).
+Frame rates: encoder 1 runs on 60 ms LFR frames, encoder 2 on those times the stride conv's stride (120 ms for
+FunASR's stride 2; see `UniASRConfig.frame_ms`).
 """
 
 from __future__ import annotations
@@ -158,6 +159,12 @@ class UniASRConfig:
     @property
     def vocab_size(self) -> int:
         return self.decoder.vocab_size
+
+    def frame_ms(self, pass_index: int) -> float:
+        """Duration of one encoder frame of a pass: the LFR frame (lfr_n frame shifts, 60 ms) for pass 1,
+        times the stride conv's stride for pass 2."""
+        lfr = self.frontend.lfr_n * self.frontend.frame_shift_ms
+        return lfr if pass_index == 1 else lfr * self.stride_conv.stride
 
     def __post_init__(self) -> None:
         feat_dim = self.frontend.feature_dim

@@ -16,7 +16,3 @@ def mode_settings(mode: str) -> tuple[int, int]:
     except KeyError:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}") from None
 
-
-def frame_ms(pass_index: int) -> float:
-    """Duration of one encoder frame of a pass (60 ms LFR frames, doubled by the stride conv)."""
-    return 60.0 if pass_index == 1 else 120.0

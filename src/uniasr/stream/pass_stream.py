@@ -18,7 +18,6 @@ from uniasr.decode.passes import chunk_config, encoder_config
 from uniasr.decode.search import SearchOptions, SearchState, advance
 from uniasr.model.cif import CifOutput, CifState, cif_output, floor_cumsum, integrate_and_fire
 from uniasr.model.layout import merge_centres, to_chunked_layout
-from uniasr.model.modes import frame_ms
 from uniasr.stream.encoder_stream import EncoderStream, GrowingRows, encode_streams
 
 if TYPE_CHECKING:
@@ -30,6 +29,7 @@ class PassStream:
     """Per-utterance state of one pass (1: encoder/decoder, 2: encoder2/decoder2)."""
 
     pass_index: int
+    frame_ms: float  # duration of one encoder frame of this pass (`UniASRConfig.frame_ms`)
     encoder: EncoderStream
     cif: CifState
     search: SearchState | None = None
@@ -41,10 +41,6 @@ class PassStream:
     floor_fires: list[int] = field(default_factory=list)  # frames where floor(cumsum) reaches 1, 2, ...
     final_memory: DecoderMemory | None = None
     final_cif: CifOutput | None = None
-
-    @property
-    def frame_ms(self) -> float:
-        return frame_ms(self.pass_index)
 
     def memory(self) -> DecoderMemory:
         """The decoder memory over the blocks computed so far (token blocks from the floor-cumsum fires)."""
@@ -73,6 +69,7 @@ def new_pass_stream(backend: AcousticBackend, pass_index: int, ind: int) -> Pass
     cfg = encoder_config(backend, pass_index)
     return PassStream(
         pass_index,
+        backend.config.frame_ms(pass_index),
         EncoderStream(chunk_config(backend, pass_index, ind), cfg.fsmn_pad),
         CifState.initial(cfg.output_dim),
     )

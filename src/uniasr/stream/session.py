@@ -104,10 +104,15 @@ class StreamingSession:
         endpoint: EndpointConfig | None = None,
         vad=None,
         key: str = "stream",
+        hotwords=None,
+        hotword_weight: float | None = None,
     ) -> None:
+        """hotwords: phrases to favour in both passes (see `Recognizer.hotword_graph`; a ContextGraph
+        built once can be shared by many sessions, which then batch together)."""
         mode_settings(mode)
         self.rec, self.mode, self.key = recognizer, mode, key
-        self.opts: SearchOptions = recognizer.search_options(beam_size, 1)
+        context = recognizer.hotword_graph(hotwords, hotword_weight)
+        self.opts: SearchOptions = recognizer.search_options(beam_size, 1, context)
         self.endpoint = endpoint
         if endpoint is not None and vad is None:
             from uniasr.vad import load_vad
@@ -376,7 +381,7 @@ def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) ->
 
 def _text(s: StreamingSession, toks: list[str]) -> str:
     """Tokens -> the event text in the recogniser's text form (kanji-kana text for the default model)."""
-    return s.rec.render_text(s.rec.tokens.detokenize(toks))
+    return s.rec.render_text(s.rec.tokens.detokenize(toks), s.opts.hotwords)
 
 
 def _emit_partial(s: StreamingSession, u: Utterance, ps: PassStream, out: list[StreamEvent]) -> None:
@@ -429,9 +434,10 @@ def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEve
             ps.final_cif,
             ps.encoder.chunk,
             ps.pass_index,
+            ps.frame_ms,
         )
         hyps = sorted(ps.search.ended, key=lambda h: -h.score)[:1]
-        result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds)
+        result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds, s.opts.hotwords)
         result.timestamps = [(a + start, b + start) for a, b in result.timestamps]
     return StreamEvent(
         "final",
