@@ -102,6 +102,14 @@ def test_cues_prefer_punctuation_and_balance_lines():
     assert [len(line) for line in short.text.split("\n")] == [15, 15]  # balanced, not 21 + 9
 
 
+def test_a_segment_of_several_sentences_gets_a_cue_per_sentence():
+    text = "キョウハハレ。アシタハアメデス！ソウ？？ハイ"  # a merged VAD segment: three sentences and a fragment
+    cues = segment_cues(_segment(5_000, text), CueOptions(max_line_width=42, max_lines=2))
+    assert [c.text for c in cues] == ["キョウハハレ。", "アシタハアメデス！", "ソウ？？", "ハイ"]
+    assert cues[1].start_ms == 5_000 + 7 * 100  # the first token of the second sentence
+    assert all(a.end_ms <= b.start_ms for a, b in zip(cues, cues[1:]))
+
+
 def test_latin_text_wraps_at_spaces():
     words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "keeps"]
     words += ["on", "running", "far", "away"]

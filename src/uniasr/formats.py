@@ -31,6 +31,7 @@ SUBTITLE_FORMATS = ("srt", "vtt")
 FILE_FORMATS = ("json", "srt", "vtt", "tsv")  # written as DIR/<key>.<suffix> by --output-dir
 SUFFIXES = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt", "tsv": "tsv"}
 _BREAK_AFTER = frozenset("。、．，！？!?,.;；:：」』）)】 \u3000")
+_SENTENCE_END = frozenset("。．！？!?")
 
 
 @dataclass(frozen=True)
@@ -204,13 +205,13 @@ def subtitle_cues(result: Result, options: CueOptions = CueOptions()) -> list[Cu
 
 
 def segment_cues(seg: Segment, options: CueOptions = CueOptions()) -> list[Cue]:
-    """One segment -> cues of at most ``max_lines`` lines of ``max_line_width`` columns each."""
+    """One segment -> cues of at most ``max_lines`` lines of ``max_line_width`` columns each; a cue ends
+    at a sentence end (a segment of several sentences gets a cue per sentence)."""
     text = seg.text.strip()
-    limit = options.max_line_width * options.max_lines
-    if _width(text) <= limit:
+    bounds = _chunk_bounds(text, options.max_line_width * options.max_lines)
+    if len(bounds) == 1:
         return [Cue(seg.start_ms, max(seg.end_ms, seg.start_ms + 1), _wrap(text, options))]
     times = char_times(text, seg.tokens, seg.timestamps, seg.start_ms, seg.end_ms)
-    bounds = _chunk_bounds(text, limit)
     starts = [seg.start_ms] + [times[a][0] for a, _ in bounds[1:]]
     cues = []
     for k, (a, b) in enumerate(bounds):
@@ -277,7 +278,11 @@ def _fit(text: str, start: int, limit: int) -> int:
 
 
 def _break_point(text: str, start: int, end: int) -> int:
-    """Where to end a piece of text[start:end]: after the last punctuation or space in its second half."""
+    """Where to end a piece of text[start:end]: after its first sentence end (a cue holds one sentence, or
+    a part of one), else after the last punctuation or space in its second half."""
+    for i in range(start + 1, min(end, len(text) - 1) + 1):
+        if text[i - 1] in _SENTENCE_END and text[i] not in _SENTENCE_END:
+            return i
     if end >= len(text):
         return end
     for i in range(end, start + (end - start) // 2, -1):

@@ -355,7 +355,7 @@ def recognize_segments(
         for j, seg, got in zip(batch, items, decoded):
             if isinstance(got, Exception):  # the segment alone fails: its input's error names it
                 raise got
-            r = rec.make_result(key, got[0], got[1], mode, seg.seconds)
+            r = rec.make_result(key, got[0], got[1], mode, seg.seconds, opts.hotwords)
             times = [
                 (min(s + seg.start_ms, seg.end_ms), min(e + seg.start_ms, seg.end_ms))
                 for s, e in r.timestamps
