@@ -103,7 +103,7 @@ def test_cues_prefer_punctuation_and_balance_lines():
 
 
 def test_a_segment_of_several_sentences_gets_a_cue_per_sentence():
-    text = "キョウハハレ。アシタハアメデス！ソウ？？ハイ"  # a merged VAD segment: three sentences and a fragment
+    text = "キョウハハレ。アシタハアメデス！ソウ？？ハイ"  # a merged VAD segment: 3 sentences + a fragment
     cues = segment_cues(_segment(5_000, text), CueOptions(max_line_width=42, max_lines=2))
     assert [c.text for c in cues] == ["キョウハハレ。", "アシタハアメデス！", "ソウ？？", "ハイ"]
     assert cues[1].start_ms == 5_000 + 7 * 100  # the first token of the second sentence

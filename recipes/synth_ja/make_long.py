@@ -31,7 +31,13 @@ def read_kaldi(path: Path) -> dict[str, str]:
 
 
 def build(
-    data_dir: Path, reading_dir: Path, out: Path, *, max_utts: int | None, pauses: tuple[float, float], seed: int
+    data_dir: Path,
+    reading_dir: Path,
+    out: Path,
+    *,
+    max_utts: int | None,
+    pauses: tuple[float, float],
+    seed: int,
 ) -> Path:
     wavs, texts = read_kaldi(data_dir / "wav.scp"), read_kaldi(data_dir / "text")
     readings = read_kaldi(reading_dir / "text")
@@ -64,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-pause", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    path = build(a.data_dir, a.reading_dir, a.out, max_utts=a.max_utts, pauses=(a.min_pause, a.max_pause), seed=a.seed)
+    path = build(
+        a.data_dir, a.reading_dir, a.out, max_utts=a.max_utts, pauses=(a.min_pause, a.max_pause), seed=a.seed
+    )
     print(f"{path}: {sf.info(path).duration / 60:.1f} min")
 
 
