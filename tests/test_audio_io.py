@@ -402,3 +402,29 @@ def test_out_of_range_float_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="uniasr.audio.io"):
         load_audio(np.full(100, 3000.0, np.float32), name="loud")
     assert "loud: peak amplitude 3000.0 is far outside [-1, 1]" in caplog.text
+
+
+def test_jsonl_input_lists_expand_like_wav_scp(tmp_path: Path) -> None:
+    """FunASR's `{"key", "source", ...}` lists (the other fields, e.g. target, are not needed to decode)."""
+    listing = tmp_path / "test.jsonl"
+    lines = '{"key": "a", "source": "x/a.wav", "target": "ア"}\n\n{"key": "b", "audio": "b.flac"}\n'
+    listing.write_text(lines, encoding="utf-8")
+    assert expand_inputs(listing) == [("a", "x/a.wav"), ("b", "b.flac")]
+    assert expand_inputs([str(listing), CLIP]) == [("a", "x/a.wav"), ("b", "b.flac"), ("speech_10s", CLIP)]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "has no entries"),
+        ("not json\n", r"test.jsonl:1: not JSON"),
+        ('{"source": "a.wav"}\n', r'test.jsonl:1: expected an object with a string "key"'),
+        ('{"key": "a", "target": "x"}\n', r"test.jsonl:1: key 'a' has no string \"source\""),
+        ('{"key": "a", "source": "a.wav"}\n{"key": "a", "source": "b.wav"}\n', "2: duplicate key 'a'"),
+    ],
+)
+def test_jsonl_input_list_errors_name_the_line(tmp_path: Path, text: str, match: str) -> None:
+    listing = tmp_path / "test.jsonl"
+    listing.write_text(text, encoding="utf-8")
+    with pytest.raises(AudioError, match=match):
+        expand_inputs(listing)

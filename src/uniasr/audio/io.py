@@ -8,6 +8,7 @@ smaller axis when it is <= 8). Nothing is written to disk.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
@@ -514,11 +515,56 @@ def read_wav_scp(path: str | os.PathLike) -> list[tuple[str, str]]:
     return entries
 
 
+JSONL_AUDIO_FIELDS = ("source", "audio", "wav")  # FunASR's list files use "source"; our manifests "audio"
+
+
+def read_jsonl_list(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """Parse a FunASR-style ``.jsonl`` input list (one ``{"key": ..., "source": ...}`` object per line,
+    other fields such as ``target`` ignored; ``audio`` / ``wav`` also name the audio) -> [(key, path)].
+
+    Paths are returned as written, as for wav.scp.
+    """
+    where = os.fspath(path)
+    try:
+        lines = Path(where).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise AudioError(f"input list not found: {where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AudioError(f"{where}: cannot read as UTF-8 text ({exc})") from exc
+    entries: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AudioError(f"{where}:{number}: not JSON ({exc.msg})") from None
+        source = next((obj.get(f) for f in JSONL_AUDIO_FIELDS if isinstance(obj, dict) and f in obj), None)
+        if not isinstance(obj, dict) or not isinstance(obj.get("key"), str) or not obj["key"]:
+            raise AudioError(f'{where}:{number}: expected an object with a string "key": {line.strip()!r}')
+        if not isinstance(source, str) or not source:
+            raise AudioError(f'{where}:{number}: key {obj["key"]!r} has no string "source" (the audio path)')
+        key = obj["key"]
+        if key in seen:
+            raise AudioError(f"{where}:{number}: duplicate key {key!r} (first on line {seen[key]})")
+        seen[key] = number
+        entries.append((key, source))
+    return entries
+
+
 def _is_scp(source: Any) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return False
     text = os.fsdecode(os.fspath(source))
     return _url_scheme(text) is None and (text.endswith(".scp") or Path(text).name == "wav.scp")
+
+
+def _is_jsonl(source: Any) -> bool:
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = os.fsdecode(os.fspath(source))
+    return _url_scheme(text) is None and text.endswith(".jsonl")
 
 
 def _key_for(source: Any, index: int) -> str:
@@ -540,8 +586,8 @@ def _key_for(source: Any, index: int) -> str:
 def expand_inputs(inputs: Any, *, source_rate: int | None = None) -> list[tuple[str, AudioSource]]:
     """One input or a list/tuple of inputs -> unique (key, source) pairs, in order.
 
-    ``*.scp`` paths expand to their entries (keys from the file); a path or URL gets its file stem (whitespace
-    replaced by ``_``: keys start Kaldi ``key value`` lines); bytes
+    ``*.scp`` and FunASR ``*.jsonl`` lists expand to their entries (keys from the file); a path or URL
+    gets its file stem (whitespace replaced by ``_``: keys start Kaldi ``key value`` lines); bytes
     get ``bytes_<i>`` and arrays ``array_<i>`` (i = position in ``inputs``). A repeated key gets ``_2``,
     ``_3``, ... (the first keeps the plain key).
     ``source_rate`` is only validated here; pass it on to ``load_audio`` for the arrays.
@@ -557,6 +603,11 @@ def expand_inputs(inputs: Any, *, source_rate: int | None = None) -> list[tuple[
             entries = read_wav_scp(item)
             if not entries:
                 raise AudioError(f"{os.fspath(item)}: wav.scp has no entries")
+            pairs.extend(entries)
+        elif _is_jsonl(item):
+            entries = read_jsonl_list(item)
+            if not entries:
+                raise AudioError(f"{os.fspath(item)}: the .jsonl list has no entries")
             pairs.extend(entries)
         elif (
             isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview)) or _as_numpy(item) is not None
