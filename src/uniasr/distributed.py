@@ -8,6 +8,7 @@ Every rank reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` and takes every ``WO
     manifest.json            all keys in input order, world size, format (written by every rank, identical)
     rank<r>/status.json      running | done | failed (+ error), the rank's keys, the run id
     rank<r>/part<k>/1best_recog/{text,token,score,time_stamp,rtf}   one part per chunk of inputs
+                    (2best_recog/ ... Nbest_recog/ too with --nbest N)
     rank<r>/files/<key>.<fmt>                                        per-input json/srt/vtt/tsv files
     rank<r>/failed.tsv       key <TAB> error, for inputs that could not be recognised
     merge.json               what the merge found (complete, missing keys, failed keys, rank states)
@@ -15,10 +16,11 @@ Every rank reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` and takes every ``WO
 A rank writes its outputs chunk by chunk, so a rank that dies keeps what it finished. A rank that raises
 marks its shard failed and keeps running until the merge is done, because torchrun stops every worker
 as soon as one exits with an error. When all ranks are done (or failed) the first to take
-``merge-<run>.lock`` merges, in input order, into ``OUT/1best_recog/`` and ``OUT/<key>.<fmt>``; if some
-rank never reports, rank 0 merges what exists after ``barrier_timeout_s``. ``merge_shards`` (CLI:
-``uniasr transcribe ... --output-dir OUT --merge-only``) merges again by hand, e.g. after a rank was
-killed.
+``merge-<run>.lock`` merges, in input order, into ``OUT/1best_recog/`` (and ``Nbest_recog/``) and
+``OUT/<key>.<fmt>``; if some rank never reports, rank 0 merges what exists after ``barrier_timeout_s``. A
+complete merge removes ``OUT/.shards/`` (once the other ranks have read the report); an incomplete one keeps
+it, and ``merge_shards`` (CLI: ``uniasr transcribe ... --output-dir OUT --merge-only``) merges again by
+hand, e.g. after a rank was killed, removing it when that merge is complete.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uniasr.formats import FILE_FORMATS, CueOptions, output_paths, result_path, write_result_files
+from uniasr.output_dir import files_of, recog_dir_name
 
 if TYPE_CHECKING:
     from uniasr.pipeline import Recognizer
@@ -44,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHARDS_DIR = ".shards"
-OUTPUT_FILES = ("text", "token", "score", "time_stamp", "rtf")  # as uniasr.pipeline.write_output_dir
 FINAL_STATES = ("done", "failed")
 
 
@@ -183,7 +185,7 @@ def _run_tag(run_id: str) -> str:
 def _preflight(job: ShardJob, info: RankInfo, keys: Sequence[str]) -> Path:
     """Refuse to reuse outputs of an earlier run unless ``overwrite`` (every file the merge would write is
     checked before any decoding); returns this rank's fresh dir."""
-    from uniasr.pipeline import refuse_existing
+    from uniasr.output_dir import refuse_existing
 
     mine = job.shards / f"rank{info.rank}"
     if not job.overwrite:
@@ -246,7 +248,7 @@ def _recognise_shard(
     job: ShardJob,
     kwargs: dict[str, Any],
 ) -> None:
-    from uniasr.pipeline import write_output_dir
+    from uniasr.output_dir import write_output_dir
 
     for part, begin in enumerate(range(0, len(pairs), job.chunk_inputs)):
         chunk = pairs[begin : begin + job.chunk_inputs]
@@ -269,7 +271,7 @@ def _recognise_shard(
             )
             if errors:
                 raise OSError("; ".join(errors))
-        write_output_dir(results, part_dir, overwrite=True)
+        write_output_dir(results, part_dir, overwrite=True, nbest=kwargs.get("nbest", 1))
 
 
 def _transcribe_chunk(
@@ -345,7 +347,7 @@ def _finish(info: RankInfo, job: ShardJob) -> RankOutcome:
         )
     tag = _run_tag(info.run_id)
     if (finished or info.rank == 0) and _try_lock(job, info):
-        report = merge_shards(job.out_dir, overwrite=job.overwrite, run_id=info.run_id)
+        report = merge_shards(job.out_dir, overwrite=job.overwrite, run_id=info.run_id, keep_shards=True)
         (log.info if report.complete else log.error)("rank %d: %s", info.rank, report.summary())
         others = [
             r
@@ -353,8 +355,11 @@ def _finish(info: RankInfo, job: ShardJob) -> RankOutcome:
             if r != info.rank and s != "missing"
         ]
         acked = lambda: all((job.shards / f"rank{r}" / f"exit-{tag}").exists() for r in others)  # noqa: E731
-        if _wait(acked, max(10 * job.poll_s, 5.0), job.poll_s):  # let the others exit first (with 0)
+        all_acked = _wait(acked, max(10 * job.poll_s, 5.0), job.poll_s)
+        if all_acked:  # let the others exit first (with 0)
             time.sleep(job.poll_s)
+        if report.complete and all_acked:  # they have read merge.json: nothing is left to recover
+            shutil.rmtree(job.shards, ignore_errors=True)
         return RankOutcome(report, merged_here=True)
 
     def merged() -> bool:
@@ -362,9 +367,10 @@ def _finish(info: RankInfo, job: ShardJob) -> RankOutcome:
         return report is not None and report.get("run_id") == info.run_id
 
     found = _wait(merged, job.barrier_timeout_s if finished else job.poll_s * 4, job.poll_s)
+    report = _read_json(job.shards / "merge.json") if found else None  # before the merging rank removes it
     (job.shards / f"rank{info.rank}" / f"exit-{tag}").touch()  # the merging rank waits for this
-    if found:
-        return RankOutcome(MergeReport(**_read_json(job.shards / "merge.json")), merged_here=False)
+    if report is not None:
+        return RankOutcome(MergeReport(**report), merged_here=False)
     log.error("rank %d: no merge of this run was written; run --merge-only on %s", info.rank, job.out_dir)
     return RankOutcome(None, merged_here=False)
 
@@ -386,12 +392,14 @@ def merge_shards(
     *,
     overwrite: bool = False,
     run_id: str = "",
+    keep_shards: bool = False,
 ) -> MergeReport:
-    """Merge ``out_dir/.shards`` into ``out_dir/1best_recog`` and ``out_dir/<key>.<fmt>``, in input order.
+    """Merge ``out_dir/.shards`` into ``out_dir/*best_recog`` and ``out_dir/<key>.<fmt>``, in input order.
 
     Uses every rank directory present (whatever its state), so it also recovers a run whose rank died.
-    Existing outputs are not replaced unless ``overwrite`` (1best_recog: FileExistsError; a per-input
-    file: listed in ``errors``). Per-input files are copied as the ranks wrote them.
+    Existing outputs are not replaced unless ``overwrite`` (*best_recog: FileExistsError; a per-input
+    file: listed in ``errors``). Per-input files are copied as the ranks wrote them. A complete merge
+    removes ``.shards/`` unless ``keep_shards`` (the merging rank removes it itself, after the others).
     """
     out = Path(out_dir)
     shards = out / SHARDS_DIR
@@ -399,10 +407,7 @@ def merge_shards(
     if manifest is None:
         raise FileNotFoundError(f"{shards / 'manifest.json'} not found: {out} holds no sharded run to merge")
     keys, world, fmt = manifest["keys"], int(manifest["world_size"]), manifest.get("format", "text")
-    target = out / "1best_recog"
-    if not overwrite and any((target / n).exists() for n in OUTPUT_FILES):
-        raise FileExistsError(f"{target} already holds results; pass --overwrite to replace them")
-    lines: dict[str, dict[str, str]] = {n: {} for n in OUTPUT_FILES}
+    lines: dict[str, dict[str, dict[str, str]]] = {}  # recog dir -> file -> key -> line
     failed: dict[str, str] = {}
     states: dict[str, str] = {}
     files: dict[str, Path] = {}
@@ -410,25 +415,35 @@ def merge_shards(
         rank_dir = shards / f"rank{r}"
         status = _read_json(rank_dir / "status.json")
         states[str(r)] = "missing" if status is None else str(status.get("state"))
-        for part in sorted(rank_dir.glob("part*/1best_recog")):
-            for name in OUTPUT_FILES:
-                lines[name].update(_read_lines(part / name))
+        for part in sorted(rank_dir.glob("part*/*best_recog")):
+            for name in files_of(part.name):
+                lines.setdefault(part.name, {}).setdefault(name, {}).update(_read_lines(part / name))
         if (rank_dir / "failed.tsv").exists():
             for line in (rank_dir / "failed.tsv").read_text(encoding="utf-8").splitlines():
                 key, _, error = line.partition("\t")
                 failed[key] = error
         if fmt in FILE_FORMATS and (rank_dir / "files").is_dir():
             files.update({p.stem: p for p in (rank_dir / "files").iterdir()})
-    target.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUT_FILES:
-        with (target / name).open("w", encoding="utf-8") as f:
-            f.writelines(lines[name][k] + "\n" for k in keys if k in lines[name])
+    lines.setdefault(recog_dir_name(1), {})
+    targets = [out / d / name for d in lines for name in files_of(d)]
+    if not overwrite and any(t.exists() for t in targets):
+        raise FileExistsError(
+            f"{out / recog_dir_name(1)} already holds results; pass --overwrite to replace them"
+        )
+    for recog, by_file in lines.items():
+        (out / recog).mkdir(parents=True, exist_ok=True)
+        for name in files_of(recog):
+            found = by_file.get(name, {})
+            with (out / recog / name).open("w", encoding="utf-8") as f:
+                f.writelines(found[k] + "\n" for k in keys if k in found)
     errors = _copy_files(keys, files, out, fmt, overwrite)
-    done = set(lines["text"])
+    done = set(lines[recog_dir_name(1)].get("text", {}))
     missing = [k for k in keys if k not in done and k not in failed]
     complete = not missing and not failed and not errors and all(s == "done" for s in states.values())
     report = MergeReport(str(out), complete, len(done), missing, failed, states, errors, run_id)
     _write_json(shards / "merge.json", asdict(report))
+    if complete and not keep_shards:
+        shutil.rmtree(shards, ignore_errors=True)
     return report
 
 

@@ -20,6 +20,13 @@ from uniasr.decode.tokens import TokenTable, token_times
 from uniasr.kana_kanji import KanaKanjiConverter
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.model.modes import mode_settings
+from uniasr.output_dir import (  # noqa: F401 - re-exported: uniasr.pipeline.write_output_dir
+    OUTPUT_FILES,
+    check_key,
+    output_dir_files,
+    refuse_existing,
+    write_output_dir,
+)
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runtime works without it
     import torch
@@ -292,17 +299,19 @@ class Recognizer:
             raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
         opts = self.search_options(beam_size, nbest)
         if output_dir is not None and not overwrite:
-            refuse_existing(output_dir_files(output_dir), "; nothing was decoded")
+            refuse_existing(output_dir_files(output_dir, nbest), "; nothing was decoded")
         pairs = expand_inputs(inputs, source_rate=source_rate)
         results: dict[int, Result] = {}
         loaded: list[tuple[int, str, torch.Tensor, float]] = []
         names: dict[int, str] = {}  # how errors name each input (key and path or URL)
+        own_s: dict[int, float] = {}  # each input's own reading + feature time (s)
         long_opts = LongformOptions(
             vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds,
             max_whole_s=max_whole_s,
         )  # fmt: skip
         for i, (key, source) in enumerate(pairs):
             try:
+                started = time.perf_counter()
                 samples = read_or_transcribe(
                     self, key, source, mode=mode, opts=opts, options=long_opts, source_rate=source_rate,
                     itn=itn, progress_seconds=progress_seconds,
@@ -314,6 +323,7 @@ class Recognizer:
                     continue
                 names[i] = input_name(key, source)
                 loaded.append((i, key, self.features(samples, names[i]), len(samples) / self.sample_rate))
+                own_s[i] = time.perf_counter() - started
             except (AudioError, OSError, DecodeError) as e:
                 if errors == "raise":
                     raise
@@ -333,15 +343,22 @@ class Recognizer:
                     results[i] = Result(key, mode=mode, duration_s=seconds, error=str(got))
                     continue
                 results[i] = finish_short_result(self.make_result(key, got[0], got[1], mode, seconds), itn)
-                results[i].rtf = elapsed / max(sum(b[3] for b in batch), 1e-9)
+                results[i].rtf = utterance_rtf(own_s[i], elapsed, seconds, sum(b[3] for b in batch))
             if progress:
                 progress(len(batch))
             if progress_seconds:
                 progress_seconds(sum(b[3] for b in batch))
         ordered = [results[i] for i in range(len(pairs))]
         if output_dir is not None:
-            write_output_dir(ordered, output_dir, overwrite=overwrite)
+            write_output_dir(ordered, output_dir, overwrite=overwrite, nbest=nbest)
         return ordered
+
+
+def utterance_rtf(own_s: float, batch_s: float, seconds: float, batch_seconds: float) -> float:
+    """One input's real-time factor: its own reading + feature time plus its share of its batch's
+    decoding time (hypotheses of a batch are decoded together, so the batch's time is shared in
+    proportion to audio length), over its duration."""
+    return (own_s + batch_s * seconds / max(batch_seconds, 1e-9)) / max(seconds, 1e-9)
 
 
 def _batches(items: list[tuple[int, str, torch.Tensor, float]], batch_seconds: float):
@@ -355,62 +372,6 @@ def _batches(items: list[tuple[int, str, torch.Tensor, float]], batch_seconds: f
         total += item[3]
     if batch:
         yield batch
-
-
-OUTPUT_FILES = ("text", "token", "score", "time_stamp", "rtf")
-
-
-def output_dir_files(output_dir: str | Path) -> list[Path]:
-    """The files `write_output_dir` writes: `1best_recog/{text,token,score,time_stamp,rtf}`."""
-    return [Path(output_dir) / "1best_recog" / name for name in OUTPUT_FILES]
-
-
-def refuse_existing(paths: Sequence[Path], what: str = "") -> None:
-    """FileExistsError naming the first of `paths` that exists (and how many more), before any work."""
-    existing = [p for p in paths if p.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more of the files it would write)" if len(existing) > 1 else ""
-        raise FileExistsError(
-            f"{existing[0]} already exists{more}; pass overwrite=True (--overwrite) to replace it{what}"
-        )
-
-
-def check_key(key: str) -> str:
-    """A key for Kaldi-style `key value` lines: non-empty and without whitespace (it would end the key)."""
-    if not key or any(c.isspace() for c in key):
-        raise ValueError(
-            f"key {key!r} cannot start a 'key value' line: keys must be non-empty and contain no whitespace "
-            "(keys made from file names get '_' for whitespace; give wav.scp keys without spaces)"
-        )
-    return key
-
-
-def write_output_dir(results: Sequence[Result], output_dir: str | Path, overwrite: bool = False) -> Path:
-    """Write `1best_recog/{text,token,score,time_stamp,rtf}` as Kaldi-style `key value` lines.
-
-    Existing files are never replaced unless `overwrite` is true. Keys must hold no whitespace (ValueError).
-    """
-    out = Path(output_dir) / "1best_recog"
-    if not overwrite:
-        refuse_existing(output_dir_files(output_dir))
-    for r in results:
-        check_key(r.key)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: (out / name).open("w", encoding="utf-8") for name in OUTPUT_FILES}
-    try:
-        for r in results:
-            if r.error is not None:
-                continue
-            files["text"].write(f"{r.key} {r.text}\n")
-            files["token"].write(f"{r.key} {' '.join(r.tokens)}\n")
-            files["score"].write(f"{r.key} {r.score:.6f}\n")
-            stamps = " ".join(f"{s},{e}" for s, e in r.timestamps)
-            files["time_stamp"].write(f"{r.key} {stamps}\n")
-            files["rtf"].write(f"{r.key} {r.rtf:.4f}\n")
-    finally:
-        for f in files.values():
-            f.close()
-    return out
 
 
 def load(
