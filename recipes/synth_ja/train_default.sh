@@ -62,6 +62,8 @@ train --init "$INIT4" --override model_conf.loss_weight_model1=0.3 --exp-dir "${
   --token-num-relax 0 --convert-kana
 # the kana -> written text LM (character 4-gram of the training sentences; see uniasr.kana_kanji)
 .venv/bin/python -m recipes.synth_ja.written_lm "$DATA/sentences/train.txt" --out "$BUNDLED"
+# the ONNX export the torch-free base install runs (int8 when within 0.3 CER points of fp32 on the test set)
+.venv/bin/python -m recipes.synth_ja.bundle_onnx "$BUNDLED" --ref "$DATA/test" --ref-reading "$ORTHO/test"
 STAGES=()
 for d in "$EXP" "${EXP}_ft" "${EXP}_ft2" "${EXP}_ft3"; do [ -f "$d/metrics.jsonl" ] && STAGES+=("$d/metrics.jsonl"); done
 .venv/bin/python -m recipes.synth_ja.plot_curve "${STAGES[@]}" --out docs/default_model_training.png
