@@ -28,10 +28,10 @@ REGENERATE = "python -m recipes.synth_ja.bundle_onnx"
 
 @pytest.fixture
 def no_torch(monkeypatch):
-    """uniasr.extras as it sees a base install: torch (and onnx) cannot be found."""
+    """uniasr.extras as it sees a base install: torch, onnx and grpc cannot be found."""
 
     def missing(extra: str) -> list[str]:
-        return [m for m in extras.EXTRAS[extra] if m in ("torch", "onnx")]
+        return [m for m in extras.EXTRAS[extra] if m in ("torch", "onnx", "grpc")]
 
     monkeypatch.setattr(extras, "missing_modules", missing)
 
@@ -85,18 +85,19 @@ def test_a_checkpoint_without_export_names_the_torch_extra(no_torch):
 
 
 @pytest.mark.parametrize(
-    ("argv", "line"),
+    ("argv", "line", "needs"),
     [
-        (["export", str(TINY), "--output", "unused"], 'pip install "uniasr[export]"'),
-        (["train", "--data-dir", "unused", "--exp-dir", "unused"], 'pip install "uniasr[train]"'),
+        (["export", str(TINY), "--output", "unused"], 'pip install "uniasr[export]"', "needs torch, onnx"),
+        (["train", "--data-dir", "x", "--exp-dir", "x"], 'pip install "uniasr[train]"', "needs torch"),
+        (["serve", "--port", "0", "--grpc-port", "0"], 'pip install "uniasr[serve]"', "needs grpc"),
     ],
 )
-def test_cli_commands_of_an_extra_name_its_pip_line(no_torch, argv, line, caplog, tmp_path):
+def test_cli_commands_of_an_extra_name_its_pip_line(no_torch, argv, line, needs, caplog):
     from uniasr.cli import main
 
     assert main(argv) == 2
-    assert line in caplog.text and "torch" in caplog.text
-    assert not Path("unused").exists()
+    assert line in caplog.text and needs in caplog.text
+    assert not Path("unused").exists() and not Path("x").exists()
 
 
 def test_require_extra():

@@ -70,6 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if bool(args.certfile) != bool(args.keyfile):
         raise ValueError("TLS needs both --certfile and --keyfile")
+    if args.grpc_port is not None:  # before the model loads: the websocket server needs no extra
+        from uniasr.extras import require_extra
+
+        require_extra("serve", "uniasr serve --grpc-port")
     token = _token(args.token_file)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning("serving on %s without a token: anyone who can reach it can use it", args.host)
