@@ -4,6 +4,7 @@ uniasr.compat, give the texts of Recognizer.transcribe() in every mode and for e
 from __future__ import annotations
 
 import http.server
+import inspect
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import soundfile as sf
 import torch
 
 import uniasr
+import uniasr.pipeline
 from conftest import serve_http
 from uniasr.compat import AutoModel, Tasks, pipeline
 
@@ -134,3 +136,29 @@ def test_automodel_vad_model_and_batch_size_s(rec):
     assert [d["key"] for d in res] == ["speech_10s", "sample_ja"]
     assert res[0]["text"] == expected[0].text
     assert np.all(np.diff([t[0] for t in res[0]["timestamp"]]) >= 0)
+
+
+@pytest.mark.skipif(
+    "hotwords" not in inspect.signature(uniasr.pipeline.Recognizer.transcribe).parameters,
+    reason="this uniasr has no hotword biasing yet",
+)
+def test_hotword_goes_to_transcribe_hotwords(rec):
+    expected = rec.transcribe(SAMPLE, mode="normal", hotwords=["ピタゴラス", "定理"])[0].text
+    p = pipeline(task=Tasks.auto_speech_recognition, model=rec)
+    assert p(audio_in=str(SAMPLE), param_dict={"decoding_model": "normal", "hotword": "ピタゴラス 定理"}) == {
+        "text": expected
+    }
+    res = AutoModel(model=rec).generate(input=str(SAMPLE), hotword="ピタゴラス 定理", decoding_model="normal")
+    assert res[0]["text"] == expected
+
+
+def test_hotword_strings_become_phrase_lists(rec, monkeypatch):
+    from uniasr.compat.common import hotword_kwargs
+
+    if "hotwords" not in inspect.signature(rec.transcribe).parameters:
+        with pytest.raises(ValueError, match="hotword= needs a uniasr with hotword biasing"):
+            hotword_kwargs(rec, "ピタゴラス 定理")
+        return
+    assert hotword_kwargs(rec, "ピタゴラス 定理") == {"hotwords": ["ピタゴラス", "定理"]}
+    assert hotword_kwargs(rec, "words.txt") == {"hotwords": "words.txt"}  # a file FunASR would read
+    assert hotword_kwargs(rec, None) == hotword_kwargs(rec, "") == {}
