@@ -285,7 +285,7 @@ class Recognizer:
 
         Long inputs (over `vad_threshold_s` seconds) are decoded block by block and cut by a VAD into
         segments of at most `max_segment_s` (see `uniasr.longform`); their Result has one Segment per
-        speech segment. vad: "auto" (Silero if installed, else energy), "silero", "energy", "fsmn:<dir>",
+        speech segment. vad: "auto" (Silero at 8/16 kHz, else energy), "silero", "energy", "fsmn:<dir>",
         a detector object, or None for no speech detection: inputs of up to `max_whole_s` are decoded whole,
         longer ones (to bound memory) in pieces of at most `max_segment_s` cut at quiet points, all audio
         included. `itn` applies Japanese inverse text
