@@ -80,7 +80,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=["auto", "torch", "onnx"],
         default="auto",
-        help="auto: onnxruntime for a `uniasr export` dir, else torch",
+        help="auto: onnxruntime for an export dir; torch for a model dir, or its onnx/ export without torch",
     )
     p.add_argument("--sample-rate", type=int, default=None, help="sample rate of raw-array inputs (rare)")
 
