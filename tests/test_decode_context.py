@@ -124,8 +124,8 @@ def test_a_partial_match_at_the_last_step_is_taken_back():
     logits[0, [3, 6]] = [-1.0, -0.9]
     logits[1, [4, 7]] = [-5.0, -0.1]
     graph = ContextGraph([ContextPhrase((3, 4, 5), 1.0)])
-    hyps = beam_search(ScriptedScorer(logits), [2.0], SearchOptions(beam_size=4, token_num_relax=0,
-                                                                      hotwords=graph, nbest=4))[0]  # fmt: skip
+    opts = SearchOptions(beam_size=4, token_num_relax=0, hotwords=graph, nbest=4)
+    hyps = beam_search(ScriptedScorer(logits), [2.0], opts)[0]
     by_ids = {tuple(h.token_ids): h.score for h in hyps}
     # 3 7 </s>: 3 was given 1.0 and taken back at 7; 3 4 </s> (last step): 2.0 given, taken back at the end
     assert by_ids[(SOS, 3, 7, EOS)] == pytest.approx(-1.1, abs=1e-5)

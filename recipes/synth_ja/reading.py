@@ -20,24 +20,9 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-PUNCTUATION = frozenset("、。？！「」『』（）・…―〜／")
-# (what Open JTalk says, how kana orthography spells it) at one position of a word's reading
-SPELLING_ONLY = frozenset({("ワ", "ハ"), ("エ", "ヘ"), ("ズ", "ヅ"), ("ユ", "イ")})
-LONG_VOWEL = "ー"
+from uniasr.kana_reading import word_reading
 
 Frontend = Callable[[str], Iterable[dict]]
-
-
-def word_reading(surface: str, pos: str, read: str, pron: str) -> str:
-    """One Open JTalk word -> its orthographic katakana reading (see the module docstring)."""
-    pron = pron.replace("’", "")  # accent marks of pyopenjtalk-plus
-    if pos == "記号":
-        return surface if surface in PUNCTUATION else pron
-    if read == pron or len(read) != len(pron):
-        return pron
-    if all(r == p or p == LONG_VOWEL or (p, r) in SPELLING_ONLY for r, p in zip(read, pron)):
-        return read
-    return pron
 
 
 def orthographic_kana(text: str, frontend: Frontend | None = None) -> str:

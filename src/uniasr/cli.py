@@ -20,6 +20,32 @@ def add_text_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_context_args(p: argparse.ArgumentParser) -> None:
+    """--hotwords/--hotword-weight and --lm/--lm-weight (see uniasr.hotwords, uniasr.decode.lm_fusion)."""
+    p.add_argument(
+        "--hotwords", default=None, metavar="FILE",
+        help="phrases to favour, one a line, optionally with a weight (FunASR format: `阿里巴巴 20`) and "
+        "readings (`御手洗 3 ミタライ`)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hotword-weight", type=float, default=None, help="bonus per token (nats) of phrases without one"
+    )
+    p.add_argument("--lm", default=None, metavar="FILE", help="token-level n-gram LM (ARPA, .gz ok) to fuse")
+    p.add_argument("--lm-weight", type=float, default=0.15, help="scale of the fused LM's log-probabilities")
+    p.add_argument("--lm-length-bonus", type=float, default=0.0, help="nats per token with --lm")
+
+
+def apply_context_args(rec, args: argparse.Namespace):
+    """Load --lm into `rec`; -> the --hotwords graph (None without)."""
+    from pathlib import Path
+
+    if getattr(args, "lm", None):
+        rec.use_lm(args.lm, args.lm_weight, args.lm_length_bonus)
+    if getattr(args, "hotwords", None):
+        return rec.hotword_graph(Path(args.hotwords), args.hotword_weight)
+    return None
+
+
 def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files, URLs, or wav.scp lists")
     p.add_argument("--model", default=None, help="model directory (FunASR 1.x or ModelScope 0.x)")
@@ -67,6 +93,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
         help="inverse text normalisation (kanji numerals -> digits); default: on for srt/vtt only",
     )
     add_text_arg(p)
+    add_context_args(p)
     p.add_argument("--line-width", type=int, default=42, help="subtitle line width (a kanji counts 2)")
     p.add_argument(
         "--merge-only", action="store_true", help="only merge the torchrun shards in --output-dir/.shards"
@@ -122,12 +149,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         paths = formats.output_paths(out, [k for k, _ in pairs], args.format)
         refuse_existing(paths, "; nothing was decoded")
     rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads, text_form=args.text)
+    hotwords = apply_context_args(rec, args)
     itn = args.itn if args.itn is not None else args.format in formats.SUBTITLE_FORMATS
     cue = formats.CueOptions(max_line_width=args.line_width)
     kwargs = dict(
         mode=args.mode, beam_size=args.beam, nbest=args.nbest, source_rate=args.sample_rate, itn=itn,
         batch_seconds=args.batch_seconds, vad=args.vad, vad_threshold_s=args.vad_threshold,
-        max_segment_s=args.max_segment, max_whole_s=args.max_whole,
+        max_segment_s=args.max_segment, max_whole_s=args.max_whole, hotwords=hotwords,
     )  # fmt: skip
     show = sys.stderr.isatty() and (info is None or info.rank == 0)
     mine = distributed.shard(pairs, info.rank, info.world_size) if info else pairs

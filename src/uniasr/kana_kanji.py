@@ -77,7 +77,7 @@ class KanaKanjiConverter:
     ) -> None:
         self._lm = lm
         self.options = options
-        self._cache: dict[str, str] = {}
+        self._cache: dict[tuple[str, UserWords], str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -94,26 +94,37 @@ class KanaKanjiConverter:
         lm = Path(path) / LM_FILE
         return cls(lm if lm.is_file() else None)
 
-    def __call__(self, kana: str) -> str:
+    def __call__(self, kana: str, words: UserWords = ()) -> str:
         """Orthographic kana (katakana or hiragana) -> kanji-kana text. Punctuation and spaces stay where
         they are: each stretch between them is converted on its own (the dictionary's costs around
-        full-width ？ and ！ turn か？ into 過？)."""
-        done = self._cache.get(kana)
+        full-width ？ and ！ turn か？ into 過？). `words`: a user dictionary, (reading as the model writes
+        it, text) pairs, longest reading first (e.g. `uniasr.hotwords.written_forms`): each occurrence of a
+        reading is written as its text and the stretches around it are converted on their own."""
+        key = (kana, words)
+        done = self._cache.get(key)
         if done is None:
-            done = self._convert(kana)
+            done = self._convert(kana, words)
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
-            self._cache[kana] = done
+            self._cache[key] = done
         return done
 
-    def _convert(self, kana: str) -> str:
-        pieces = _BREAKS.split(kana)
+    def _convert(self, kana: str, words: UserWords = ()) -> str:
+        pieces = _user_split(kana, words) if words else [kana]
         history = [BOS]
-        for i, piece in enumerate(pieces):  # even: text, odd: the punctuation/space between
-            if i % 2 == 0 and piece:
-                pieces[i] = piece = self._best(katakana_to_hiragana(piece), history)
-            history.extend(piece)
-        return "".join(pieces)
+        out = []
+        for j, part in enumerate(pieces):  # odd: a user word's text, written as it is
+            if j % 2:
+                out.append(part)
+                history.extend(part)
+                continue
+            sub = _BREAKS.split(part)
+            for i, piece in enumerate(sub):  # even: text, odd: the punctuation/space between
+                if i % 2 == 0 and piece:
+                    sub[i] = piece = self._best(katakana_to_hiragana(piece), history)
+                history.extend(piece)
+            out.append("".join(sub))
+        return "".join(out)
 
     def _best(self, hiragana: str, history: list[str]) -> str:
         if self.lm is None:
@@ -132,6 +143,20 @@ class KanaKanjiConverter:
             return total - self.options.rank_penalty * rank
 
         return max(enumerate(candidates), key=lambda rc: score(*rc))[1]
+
+
+UserWords = tuple[tuple[str, str], ...]
+
+
+def _user_split(kana: str, words: UserWords) -> list[str]:
+    """[kana, text, kana, text, ..., kana]: the stretches between user words and the words' texts."""
+    pattern = re.compile("|".join(re.escape(r) for r, _ in words))
+    written = dict(words)
+    out, pos = [], 0
+    for m in pattern.finditer(kana):
+        out += [kana[pos : m.start()], written[m.group(0)]]
+        pos = m.end()
+    return [*out, kana[pos:]]
 
 
 _PLAIN = KanaKanjiConverter()

@@ -17,7 +17,8 @@ from uniasr.audio.io import AudioError, expand_inputs, input_name
 from uniasr.decode.passes import PassResult, decode
 from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
-from uniasr.kana_kanji import KanaKanjiConverter
+from uniasr.hotwords import DEFAULT_WEIGHT, HotwordLimits, build_graph, parse_hotwords, written_forms
+from uniasr.kana_kanji import KanaKanjiConverter, UserWords
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.model.modes import mode_settings
 from uniasr.output_dir import (  # noqa: F401 - re-exported: uniasr.pipeline.write_output_dir
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runti
     import torch
 
     from uniasr.backends.base import AcousticBackend
+    from uniasr.decode.context import ContextGraph
+    from uniasr.decode.lm_fusion import TokenLMFusion
     from uniasr.model.uniasr import UniASR
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,8 @@ class Recognizer:
         self.defaults = defaults
         self.text_form = text_form
         self.converter = converter
+        self.lm: TokenLMFusion | None = None  # fused into every search (see use_lm)
+        self._written: dict[ContextGraph, UserWords] = {}
 
     @property
     def text_form(self) -> str:
@@ -146,14 +151,50 @@ class Recognizer:
             raise ValueError(f"text_form={value!r}; valid: {', '.join(map(repr, TEXT_FORMS))}")
         self._text_form = value
 
-    def render_text(self, kana: str) -> str:
-        """The model's detokenised output -> the text a Result shows (see `text_form`)."""
+    def render_text(self, kana: str, context: ContextGraph | None = None) -> str:
+        """The model's detokenised output -> the text a Result shows (see `text_form`). With the hotwords
+        of `context`, the converter writes each phrase that was read as given (a user dictionary)."""
         convert = self._text_form == "written" or (self._text_form == "auto" and self.defaults.convert_kana)
         if not convert:
             return kana
         if self.converter is None:
             self.converter = KanaKanjiConverter()
-        return self.converter(kana)
+        words: UserWords = ()
+        if context is not None:
+            words = self._written.get(context)
+            if words is None:
+                if len(self._written) > 16:
+                    self._written.clear()
+                words = self._written[context] = written_forms(context, self.tokens.tokens)
+        return self.converter(kana, words)
+
+    # --- contextual decoding ------------------------------------------------------------------------------
+
+    def hotword_graph(
+        self, hotwords: Any, weight: float | None = None, limits: HotwordLimits = HotwordLimits()
+    ) -> ContextGraph | None:
+        """A hotword list (a path, text lines, {phrase: weight}, a list; see `uniasr.hotwords`) in this
+        model's token space, for `transcribe(hotwords=...)` / `StreamingSession(hotwords=...)`; None when
+        empty. A ContextGraph is passed through. `weight`: the bonus per token of phrases without one."""
+        from uniasr.decode.context import ContextGraph
+
+        if hotwords is None or isinstance(hotwords, ContextGraph):
+            return hotwords
+        return build_graph(
+            parse_hotwords(hotwords), self.tokens.index, DEFAULT_WEIGHT if weight is None else weight, limits
+        )
+
+    def use_lm(self, lm: Any, weight: float, length_bonus: float = 0.0) -> None:
+        """Fuse a token-level n-gram LM (an ARPA path or an `NgramLM`) into every search from now on, with
+        this weight and per-token bonus; `lm=None` stops it. See `uniasr.decode.lm_fusion`."""
+        if lm is None:
+            self.lm = None
+            return
+        from uniasr.decode.lm_fusion import TokenLMFusion
+        from uniasr.lm.ngram import NgramLM
+
+        model = lm if isinstance(lm, NgramLM) else NgramLM.read_arpa(lm)
+        self.lm = TokenLMFusion(model, self.tokens.tokens, weight, length_bonus)
 
     @property
     def model(self) -> UniASR | None:
@@ -203,9 +244,14 @@ class Recognizer:
             )
         return self.backend.features_array(np.ascontiguousarray(feats))
 
-    def search_options(self, beam_size: int | None, nbest: int) -> SearchOptions:
+    def search_options(
+        self, beam_size: int | None, nbest: int, hotwords: ContextGraph | None = None
+    ) -> SearchOptions:
         beam = self.defaults.beam_size if beam_size is None else beam_size
-        return SearchOptions(beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax)
+        return SearchOptions(
+            beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax, hotwords=hotwords,
+            lm=self.lm,
+        )  # fmt: skip
 
     def decode_features(
         self, feats: Sequence[Any], mode: str, opts: SearchOptions
@@ -231,8 +277,15 @@ class Recognizer:
         return [self.decode_each([k], [f], mode, opts)[0] for k, f in zip(keys, feats)]
 
     def make_result(
-        self, key: str, out: PassResult, hyps: list[Hypothesis], mode: str, seconds: float
+        self,
+        key: str,
+        out: PassResult,
+        hyps: list[Hypothesis],
+        mode: str,
+        seconds: float,
+        context: ContextGraph | None = None,
     ) -> Result:
+        """`context`: the hotwords of the search (their phrases are written as given)."""
         best = hyps[0]
         steps = [i for i, t in enumerate(best.token_ids[1:-1]) if t not in (0, 1, 2)]
         ids = hypothesis_tokens(best)
@@ -243,11 +296,10 @@ class Recognizer:
             h_ids = hypothesis_tokens(h)
             h_toks = self.tokens.to_tokens(h_ids)
             h_kana = self.tokens.detokenize(h_toks)
-            alts.append(Alternative(self.render_text(h_kana), h_toks, h_ids, h.score, h_kana))
+            alts.append(Alternative(self.render_text(h_kana, context), h_toks, h_ids, h.score, h_kana))
         kana = self.tokens.detokenize(toks)
-        return Result(
-            key, self.render_text(kana), toks, ids, times, best.score, alts, mode, seconds, kana=kana
-        )
+        text = self.render_text(kana, context)
+        return Result(key, text, toks, ids, times, best.score, alts, mode, seconds, kana=kana)
 
     # --- the main entry point -----------------------------------------------------------------------------
 
@@ -270,6 +322,8 @@ class Recognizer:
         itn: bool = False,
         progress_seconds: Callable[[float], None] | None = None,
         max_whole_s: float = 600.0,
+        hotwords: Any = None,
+        hotword_weight: float | None = None,
     ) -> list[Result]:
         """Recognise one input or a list of inputs (paths, URLs, bytes, arrays, wav.scp files).
 
@@ -290,6 +344,10 @@ class Recognizer:
         longer ones (to bound memory) in pieces of at most `max_segment_s` cut at quiet points, all audio
         included. `itn` applies Japanese inverse text
         normalisation to each text. `progress_seconds(s)` is called with seconds of audio done.
+
+        hotwords: phrases to favour (a path, text lines, {phrase: weight}, a list, or a ContextGraph from
+        `hotword_graph`; rules in `uniasr.hotwords`), each with `hotword_weight` nats per token unless it
+        gives its own. The n-gram LM of `use_lm` is fused too.
         """
         from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
 
@@ -297,7 +355,7 @@ class Recognizer:
         mode_settings(mode)
         if errors not in ("raise", "report"):
             raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
-        opts = self.search_options(beam_size, nbest)
+        opts = self.search_options(beam_size, nbest, self.hotword_graph(hotwords, hotword_weight))
         if output_dir is not None and not overwrite:
             refuse_existing(output_dir_files(output_dir, nbest), "; nothing was decoded")
         pairs = expand_inputs(inputs, source_rate=source_rate)
@@ -342,7 +400,8 @@ class Recognizer:
                     log.warning("%s", got)
                     results[i] = Result(key, mode=mode, duration_s=seconds, error=str(got))
                     continue
-                results[i] = finish_short_result(self.make_result(key, got[0], got[1], mode, seconds), itn)
+                r = self.make_result(key, got[0], got[1], mode, seconds, opts.hotwords)
+                results[i] = finish_short_result(r, itn)
                 results[i].rtf = utterance_rtf(own_s[i], elapsed, seconds, sum(b[3] for b in batch))
             if progress:
                 progress(len(batch))

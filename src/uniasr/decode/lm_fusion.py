@@ -3,10 +3,12 @@
 The LM is an ARPA model (`uniasr.lm.ngram.NgramLM`, e.g. one KenLM wrote or `uniasr.lm.ngram.train_kneser_ney`
 trained) over the model's token strings, one token a symbol. Each search step adds
 
-    weight * ln p_LM(token | the last order-1 tokens)            (natural log: log10 * ln 10)
+    weight * ln p_LM(token | the last order-1 tokens) + length_bonus   (natural log: log10 * ln 10)
 
-to every candidate, and `</s>` gets the LM's end-of-sentence probability. Tokens the LM never saw get its
-`<unk>` probability; the model's `<s>`, `<blank>` likewise. A state is the tuple of the last order-1 token ids.
+to every candidate (no length bonus for `</s>`, which gets the LM's end-of-sentence probability): the
+bonus offsets the LM's cost per token, which otherwise favours hypotheses that end early. Tokens the LM
+never saw get its `<unk>` probability; the model's `<s>`, `<blank>` likewise. A state is the tuple of the
+last order-1 token ids.
 
 >>> from uniasr.lm.ngram import train_kneser_ney
 >>> lm = train_kneser_ney([["ア", "イ"], ["ア", "イ"], ["イ", "ア"]], order=2)
@@ -33,14 +35,18 @@ CACHE_SIZE = 200_000  # histories whose rows are kept
 class TokenLMFusion:
     """An n-gram LM mapped onto a token table, scoring whole vocabulary rows at once.
 
-    `tokens`: the model's token strings by id (`TokenTable.tokens`); `weight`: the LM's scale (>= 0).
+    `tokens`: the model's token strings by id (`TokenTable.tokens`); `weight`: the LM's scale (>= 0);
+    `length_bonus`: nats added per token that is not </s>.
     Equality and hashing are by identity (see `uniasr.decode.context.ContextGraph`).
     """
 
-    def __init__(self, lm: NgramLM, tokens: Sequence[str], weight: float) -> None:
+    def __init__(self, lm: NgramLM, tokens: Sequence[str], weight: float, length_bonus: float = 0.0) -> None:
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"lm weight={weight}: must be a finite number >= 0")
+        if not math.isfinite(length_bonus):
+            raise ValueError(f"lm length bonus={length_bonus}: must be a finite number")
         self.lm, self.weight, self.order = lm, float(weight), lm.order
+        self.length_bonus = float(length_bonus)
         self.vocab_size = len(tokens)
         ids = {t: i for i, t in enumerate(tokens)}
         ids[BOS], ids[EOS] = SOS_ID, EOS_ID
@@ -93,7 +99,9 @@ class TokenLMFusion:
         if row is None:
             if len(self._rows) >= CACHE_SIZE:
                 self._rows.clear()
-            row = self._rows[state] = (self.weight * LN10 * self._log10_row(state)).astype(np.float32)
+            row = self.weight * LN10 * self._log10_row(state) + self.length_bonus
+            row[EOS_ID] -= self.length_bonus
+            row = self._rows[state] = row.astype(np.float32)
         if vocab_size != row.shape[0]:
             raise ValueError(f"the LM was mapped onto {row.shape[0]} tokens; the decoder scores {vocab_size}")
         return row

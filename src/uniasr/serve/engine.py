@@ -14,6 +14,7 @@ streams between two threads (torch ops release the GIL), which uses two cores wi
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -21,10 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from uniasr.audio.io import AudioError
+from uniasr.hotwords import HotwordLimits
 from uniasr.pipeline import Recognizer
 from uniasr.stream.endpoint import EndpointConfig
 from uniasr.stream.session import StreamEvent, StreamingSession, process_sessions
@@ -32,6 +35,7 @@ from uniasr.stream.session import StreamEvent, StreamingSession, process_session
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 60.0
+SERVER_HOTWORD_LIMITS = HotwordLimits(max_phrases=1000, max_chars=32)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class StreamRequest:
     mode: str = "normal"
     itn: bool = False
     key: str = "stream"
+    hotwords: Any = None  # a ContextGraph from Engine.hotword_graph (None: no biasing)
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ class Engine:
             )
         self._workers = [_Worker(self, i) for i in range(config.workers)]
         self._ids = itertools.count(1)
+        self._hotword_cache: dict[str, Any] = {}
+        self._hotword_lock = threading.Lock()
 
     def start(self) -> Engine:
         if getattr(self.rec.backend, "name", "torch") == "torch":
@@ -184,6 +191,32 @@ class Engine:
                 f"{what}: {seconds:.1f} s of audio is longer than max_utterance_s={limit:g} s; without a VAD "
                 "the server cannot cut it: send shorter audio or start the server with a VAD"
             )
+
+    def hotword_graph(self, value: Any) -> Any:
+        """A client's hotwords (FunASR's JSON text `{"phrase": weight}`, an object, or lines `phrase weight`)
+        -> the ContextGraph its session searches with (None for none). Lists are cached by their text, so
+        clients that send the same list share one graph and batch together. At most
+        `SERVER_HOTWORD_LIMITS` phrases and characters a phrase; `HotwordError` (a ValueError) names a
+        bad phrase."""
+        from uniasr.hotwords import parse_hotwords
+
+        if not value:
+            return None
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        with self._hotword_lock:
+            graph = self._hotword_cache.get(text)
+            if graph is None:
+                parsed = value
+                if isinstance(value, str) and value.lstrip().startswith("{"):
+                    try:
+                        parsed = json.loads(value)
+                    except json.JSONDecodeError:
+                        parsed = value
+                graph = self.rec.hotword_graph(parse_hotwords(parsed), limits=SERVER_HOTWORD_LIMITS)
+                if len(self._hotword_cache) >= 64:
+                    self._hotword_cache.clear()
+                self._hotword_cache[text] = graph
+        return graph
 
     def open_stream(self, request: StreamRequest, sink: Sink) -> StreamHandle:
         """A new stream on the least busy worker; `sink(delivery)` is called on that worker's thread."""
@@ -304,6 +337,7 @@ class _Worker:
                     eng.endpoint,
                     eng.vad,
                     handle.request.key,
+                    hotwords=handle.request.hotwords,
                 )
             except Exception as e:  # noqa: BLE001 - reported to that stream only
                 log.exception("%s: cannot open a session", handle.request.key)

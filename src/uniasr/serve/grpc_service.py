@@ -128,6 +128,15 @@ class RecognizerService:
             score=e.result.score if e.result is not None else 0.0,
         )
 
+    def _hotwords(self, text: str):
+        """A request's hotwords -> its ContextGraph; a bad list is INVALID_ARGUMENT naming the phrase."""
+        import grpc
+
+        try:
+            return self.engine.hotword_graph(text)
+        except ValueError as e:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"hotwords: {e}") from None
+
     async def Recognize(self, request_iterator, context):  # noqa: N802 - the proto's name
         import grpc
 
@@ -138,7 +147,8 @@ class RecognizerService:
             if first.WhichOneof("request") != "config":
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a StreamConfig")
             cfg = first.config
-            request = StreamRequest(_mode(cfg.mode, "normal"), cfg.itn, f"grpc/{cfg.key or 'stream'}")
+            key = f"grpc/{cfg.key or 'stream'}"
+            request = StreamRequest(_mode(cfg.mode, "normal"), cfg.itn, key, self._hotwords(cfg.hotwords))
             rate = _rate(cfg.sample_rate)
         except _Abort as e:
             await context.abort(e.code, e.message)
@@ -227,7 +237,11 @@ class RecognizerService:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         except AudioError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        handle, deliveries = self._open(StreamRequest(mode, request.itn, f"grpc/{key}"))
+        try:
+            hotwords = self._hotwords(request.hotwords)
+        except _Abort as e:
+            await context.abort(e.code, e.message)
+        handle, deliveries = self._open(StreamRequest(mode, request.itn, f"grpc/{key}", hotwords))
         handle.push(samples, rate)
         handle.finish()
         finals: list[StreamEvent] = []

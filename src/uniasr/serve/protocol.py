@@ -27,8 +27,9 @@ refresh the utterance from its start, a final the whole utterance. After the las
 "wav_name"}`` then a close frame with a code from :class:`CloseCode`.
 
 Accepted but unused: ``chunk_size`` and ``chunk_interval`` (the model's own chunking applies: 600 ms
-chunks with 300 ms look-ahead for the template), ``encoder_chunk_look_back``, ``decoder_chunk_look_back``
-and ``hotwords`` (no biasing in UniASR decoding); they are validated and logged.
+chunks with 300 ms look-ahead for the template), ``encoder_chunk_look_back`` and ``decoder_chunk_look_back``;
+they are validated and logged. ``hotwords`` (FunASR's JSON ``{"phrase": weight}``, as an object or as its
+text, or lines ``phrase weight``) bias this connection's search (`uniasr.hotwords`; a bad phrase is a 1007).
 """
 
 from __future__ import annotations
@@ -148,8 +149,6 @@ def parse_start(msg: dict[str, Any]) -> StartMessage:
         chunk_interval=_int_in(msg.get("chunk_interval", 10), "chunk_interval", 1, MAX_COUNT),
         hotwords=_hotwords(msg.get("hotwords", "")),
     )
-    if start.hotwords:
-        log.info("%s: hotwords are accepted but not used (UniASR decoding has no biasing)", start.wav_name)
     return start
 
 
@@ -236,7 +235,8 @@ def _chunk_size(value: Any) -> tuple[int, int, int]:
 
 
 def _hotwords(value: Any) -> str:
-    """A string (FunASR sends its JSON) or an object of word -> weight; returned as text (logged only)."""
+    """A string (FunASR sends its JSON) or an object of word -> weight; returned as text (see
+    `uniasr.serve.engine.Engine.hotword_graph`)."""
     if isinstance(value, str):
         if len(value) > MAX_HOTWORDS_CHARS:
             raise ProtocolError(f"hotwords: {len(value)} characters; at most {MAX_HOTWORDS_CHARS}")

@@ -274,7 +274,12 @@ class _Connection:
 
     def _open(self, start: StartMessage) -> None:
         mode = start.session_mode  # a file is decoded at the end, then run in the mode asked for
-        request = StreamRequest(mode=mode, itn=start.itn, key=f"{self.name}/{start.wav_name}")
+        try:
+            hotwords = self.server.engine.hotword_graph(start.hotwords)
+        except ValueError as e:  # uniasr.hotwords.HotwordError: names the phrase
+            raise ProtocolError(f"hotwords: {e}") from None
+        key = f"{self.name}/{start.wav_name}"
+        request = StreamRequest(mode=mode, itn=start.itn, key=key, hotwords=hotwords)
         stream_box: list[_Stream] = []
         handle = self.server.engine.open_stream(
             request, lambda d: self.loop.call_soon_threadsafe(self._on_delivery, stream_box[0], d)

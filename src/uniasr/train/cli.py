@@ -240,6 +240,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--worst", type=int, default=10, help="list the N worst utterances")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
+    from uniasr.cli import add_context_args
+
+    add_context_args(p)
 
 
 def _references(path: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -272,11 +275,12 @@ def run_eval(args: argparse.Namespace) -> int:
         if not audio:
             raise ValueError(f"{args.ref}: no audio to decode; give a data dir / manifest or --hyp")
         import uniasr
+        from uniasr.cli import apply_context_args
 
         rec = uniasr.load(args.model, device=args.device, text_form=args.text)
         results = rec.transcribe(
             [a for _, a in audio], mode=args.mode, beam_size=args.beam, errors="report",
-            batch_seconds=args.batch_seconds,
+            batch_seconds=args.batch_seconds, hotwords=apply_context_args(rec, args),
         )  # fmt: skip
         for (key, _), r in zip(audio, results):
             r.key = key
