@@ -37,8 +37,11 @@ def load_split(d: Path) -> tuple[list[str], list[str], dict[str, str], dict[str,
     return keys, [scp[k] for k in keys], written, reading
 
 
+BEAM = None
+
+
 def decode(rec, wavs, mode, graph):
-    return rec.transcribe(wavs, mode=mode, hotwords=graph)
+    return rec.transcribe(wavs, mode=mode, hotwords=graph, beam_size=BEAM)
 
 
 def recall(results, keys, terms, readings) -> tuple[float, float]:
@@ -52,14 +55,29 @@ def cer(results, keys, refs) -> float:
     return 100 * total.cer
 
 
+def held_out(rec, mode, w, wavs, keys, held, terms, readings, twavs, tkeys, tread) -> dict:
+    """Held-out term recall and corpus test CER, without and with the hotword list at weight `w`."""
+    g = rec.hotword_graph(TERMS, w)
+    hk = [keys[i] for i in held]
+    h0 = recall(decode(rec, [wavs[i] for i in held], mode, None), hk, terms, readings)
+    h1 = recall(decode(rec, [wavs[i] for i in held], mode, g), hk, terms, readings)
+    c0 = cer(decode(rec, twavs, mode, None), tkeys, tread)
+    c1 = cer(decode(rec, twavs, mode, g), tkeys, tread)
+    return {"mode": mode, "weight": w, "beam": BEAM, "recall_without": h0, "recall_with": h1,
+            "test_cer_without": c0, "test_cer_with": c1, "phrases": len(g.phrases)}  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=None)
     p.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
     p.add_argument("--modes", nargs="+", default=["fast", "normal"])
+    p.add_argument("--beam", type=int, default=None, help="beam width (default: the model's)")
+    p.add_argument("--weight", type=float, default=None, help="use this weight: no sweep on the tuning half")
     args = p.parse_args()
+    global BEAM
+    BEAM = args.beam
     rec = uniasr.load(args.model)
-    graph = rec.hotword_graph(TERMS)
     from uniasr.hotwords import parse_hotwords, token_forms
 
     readings = {hw.text: token_forms(hw, rec.tokens.index) for hw in parse_hotwords(TERMS)}
@@ -71,6 +89,12 @@ def main() -> None:
     tkeys, twavs, _, tread = load_split(REPO / "data" / "synth_ja_ortho" / "test")
     rows = []
     for mode in args.modes:
+        if args.weight is not None:
+            rows.append(
+                held_out(rec, mode, args.weight, wavs, keys, held, terms, readings, twavs, tkeys, tread)
+            )
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         base_dev = cer(decode(rec, dwavs, mode, None), dkeys, dread)
         tune_base = recall(decode(rec, [wavs[i] for i in tune], mode, None), [keys[i] for i in tune], terms,
                            readings)  # fmt: skip
@@ -88,16 +112,8 @@ def main() -> None:
             if dc - base_dev <= 0.2 and (best is None or rc[0] > best[1]):
                 best = (w, rc[0])
         w = best[0] if best else min(args.weights)
-        g = rec.hotword_graph(TERMS, w)
-        hk = [keys[i] for i in held]
-        h0 = recall(decode(rec, [wavs[i] for i in held], mode, None), hk, terms, readings)
-        h1 = recall(decode(rec, [wavs[i] for i in held], mode, g), hk, terms, readings)
-        c0 = cer(decode(rec, twavs, mode, None), tkeys, tread)
-        c1 = cer(decode(rec, twavs, mode, g), tkeys, tread)
-        row = {"mode": mode, "weight": w, "recall_without": h0, "recall_with": h1, "test_cer_without": c0,
-               "test_cer_with": c1, "phrases": len(graph.phrases)}  # fmt: skip
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        rows.append(held_out(rec, mode, w, wavs, keys, held, terms, readings, twavs, tkeys, tread))
+        print(json.dumps(rows[-1]), flush=True)
     print("| mode | weight | term recall without | with (kana) | test CER without | with |")
     print("|---|---|---|---|---|---|")
     for r in rows:

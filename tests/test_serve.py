@@ -601,3 +601,31 @@ def test_microphone_client_with_a_fake_device(server, rec, monkeypatch):
 
 def audio_from_pcm(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+
+
+# --- hotwords ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hotwords", [{"ヌヌネ": 3.0}, '{"ヌヌネ": 3.0}', "ヌヌネ 3"])
+def test_hotwords_field_reaches_the_search(server, rec, hotwords):
+    """FunASR's `hotwords` (an object, its JSON text, or lines) biases this connection's search only."""
+    audio = load_audio(INPUTS / "speech_10s.wav")[: 16000 * 4]
+    want = rec.transcribe(audio, mode="normal", hotwords={"ヌヌネ": 3.0})[0]
+    assert "ヌヌネ" in want.text and "ヌヌネ" not in rec.transcribe(audio, mode="normal")[0].text
+    replies = funasr_session(server, audio, "2pass", hotwords=hotwords)
+    finals = [r for r in replies if r.get("event") == "final"]
+    assert [f["text"] for f in finals] == [want.text]
+    plain = [r for r in funasr_session(server, audio, "2pass") if r.get("event") == "final"]
+    assert "ヌヌネ" not in plain[0]["text"]
+
+
+@pytest.mark.parametrize(
+    "hotwords, fragment",
+    [({"ヌ": 2}, "single token"), ({"ヌヌ😀": 2}, "cannot write"), ({"ヌヌ": 0}, "> 0"),
+     ("\n".join(f"ヌヌ{i}" for i in range(1001)), "at most 1000")],
+)  # fmt: skip
+def test_bad_hotwords_are_a_1007_naming_them(server, rec, hotwords, fragment):
+    with connect(url(server)) as ws:
+        ws.send(funasr_start("2pass", hotwords=hotwords))
+        expect_error(ws, 1007, fragment)
+    assert_still_serving(server, rec)

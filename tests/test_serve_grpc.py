@@ -257,3 +257,23 @@ def test_tls(rec, tls_certificate):
             assert r.text == rec.transcribe(load_audio(INPUTS / "short_0_7s.wav"), mode="offline")[0].text
     finally:
         srv.stop()
+
+
+def test_hotwords_fields_reach_the_search(server, rec):
+    audio = load_audio(INPUTS / "speech_10s.wav")[: 16000 * 4]
+    want = rec.transcribe(audio, mode="normal", hotwords={"ヌヌネ": 3.0})[0]
+    assert "ヌヌネ" in want.text
+    channel, s = stub(server)
+    with channel:
+        reqs = list(requests(audio, "normal"))
+        reqs[0] = pb.RecognizeRequest(config=pb.StreamConfig(mode="normal", key="hw", hotwords="ヌヌネ 3"))
+        events = list(s.Recognize(iter(reqs), timeout=60))
+        assert events[-2].text == want.text
+        r = s.RecognizeFile(pb.RecognizeFileRequest(audio=to_pcm16(audio), sample_rate=16000, mode="normal",
+                                                    hotwords='{"ヌヌネ": 3.0}'), timeout=60)  # fmt: skip
+        assert r.text == want.text
+        bad = pb.RecognizeFileRequest(audio=to_pcm16(audio), sample_rate=16000, hotwords="ヌ 2")
+        with pytest.raises(grpc.RpcError) as info:
+            s.RecognizeFile(bad)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "single token" in info.value.details()
