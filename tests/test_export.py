@@ -94,6 +94,19 @@ def test_onnx_sessions_batched_equal_each_alone(onnx_recs):
     assert [f[0].result.token_ids for f in finals] == alone
 
 
+def test_onnx_hotwords_equal_torch_hotwords(torch_recs, onnx_recs):
+    """The biased search is backend-free: the same hypothesis whole and streamed on both backends."""
+    fx = "funasr_uniasr_lookback"
+    audio = load_audio(INPUTS / "speech_10s.wav")[: 16000 * 4]
+    for mode in ("fast", "normal"):
+        want = torch_recs[fx].transcribe(audio, mode=mode, hotwords={"ヌヌネ": 3.0})[0]
+        got = onnx_recs[fx].transcribe(audio, mode=mode, hotwords={"ヌヌネ": 3.0})[0]
+        assert "ヌヌネ" in got.text and got.token_ids == want.token_ids
+        session = StreamingSession(onnx_recs[fx], mode=mode, hotwords={"ヌヌネ": 3.0})
+        events = session.accept_waveform(audio) + session.finish()
+        assert events[-1].kind == "final" and events[-1].result.token_ids == want.token_ids
+
+
 def test_mixed_look_back_config(tmp_path, torch_recs):
     """Encoder look-back in one chunk entry only: the graph's look-back inputs get one masked slot."""
     src = FIXTURES / "funasr_uniasr_lookback" / "model_dir"
