@@ -84,6 +84,35 @@ def test_segments_crossing_block_boundaries_are_intact(constructed, block_s):
         np.testing.assert_array_equal(seg.samples, x[seg.start_ms * 16 : seg.end_ms * 16])
 
 
+@pytest.mark.parametrize("block_s", [4.1, 60.0])
+def test_segments_merge_across_short_pauses_and_are_padded(constructed, block_s):
+    x, expected = constructed  # quiet between the loud spans: 5.8, 6.2, 6.2, 4.9, 7.1 s
+    merged = _spans(
+        iter_speech_segments(
+            _blocks(x, block_s), _energy_vad(), max_segment_s=80, merge_gap_s=6.0, merge_max_s=50
+        )
+    )
+    gaps = [b[0] - a[1] for a, b in zip(expected, expected[1:])]
+    assert sum(g <= 6000 for g in gaps) == 2
+    # at most 6 s apart and the merged segment so far under 50 s: 0+1 and 3+4 merge
+    want, cur = [], list(expected[0])
+    for s, e in expected[1:]:
+        if s - cur[1] <= 6000 and cur[1] - cur[0] < 50_000:
+            cur[1] = e
+        else:
+            want.append(tuple(cur))
+            cur = [s, e]
+    want.append(tuple(cur))
+    assert merged == want and len(want) < len(expected)
+    padded = list(iter_speech_segments(_blocks(x, block_s), _energy_vad(), max_segment_s=80, pad_s=2.0))
+    for seg, (s, e), nxt in zip(padded, expected, expected[1:] + [(len(x) * 1000 // RATE + 4000, 0)]):
+        assert seg.start_ms == max(s - 2000, 0) and seg.end_ms == min(
+            e + 2000, (e + nxt[0]) // 2, len(x) // 16
+        )
+        np.testing.assert_array_equal(seg.samples, x[seg.start_ms * 16 : seg.end_ms * 16])
+    assert all(a.end_ms <= b.start_ms for a, b in zip(padded, padded[1:]))
+
+
 def test_long_segments_split_at_quiet_points(constructed):
     x, expected = constructed
     reference = _spans(iter_speech_segments(_blocks(x, 60), _energy_vad(), max_segment_s=8))

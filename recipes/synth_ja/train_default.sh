@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the default model bundled in src/uniasr/models/default from the synthetic corpus, bundle it (float16)
 # and score it on the held-out test sentences: torch in three modes, ONNX fp32 and int8.
-# Usage: bash recipes/synth_ja/train_default.sh [NUM_UTTS] [EPOCHS] [EPOCHS2] [EPOCHS3] [EPOCHS4]
+# Usage: bash recipes/synth_ja/train_default.sh [NUM_UTTS] [EPOCHS] [EPOCHS2] [EPOCHS3] [EPOCHS4] [EPOCHS5]
 # Measured on the 2-core development machine: see src/uniasr/models/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +10,8 @@ EPOCHS=${2:-4}
 EPOCHS2=${3:-7}
 EPOCHS3=${4:-7}
 EPOCHS4=${5:-4}
-# FROM_STAGE=4: run only stage 4 (and what follows), from the bundled model (stages 1-3 as committed)
+EPOCHS5=${6:-2}
+# FROM_STAGE=5: run only stage 5 (and what follows), from the bundled model (stages 1-4 as committed)
 FROM_STAGE=${FROM_STAGE:-1}
 DATA=data/synth_ja
 EXP=exp/default
@@ -45,27 +46,40 @@ train --init "$EXP/model" --override model_conf.loss_weight_model1=0.3 --exp-dir
 # Stage 3: the same with a lower peak learning rate (8e-4 cost stage 2 ~400 steps of recovery) and warm-up.
 train --init "${EXP}_ft/model" --override model_conf.loss_weight_model1=0.3 --exp-dir "${EXP}_ft2" \
   --max-epochs "$EPOCHS3" --data-dir "$KANA" --lr 3e-4 --warmup-steps 300 --seed 2
-  INIT4="${EXP}_ft2/model"
-else
-  INIT4="$BUNDLED"
 fi
 
 # Stage 4: orthographic kana (コウエンハ, not Open JTalk's pronunciation コーエンワ; same 101 tokens), which
 # uniasr.kana_kanji turns into kanji-kana text (decoding.yaml: convert_kana). The audio is the same.
 ORTHO=${DATA}_ortho
 .venv/bin/python -m recipes.synth_ja.reading "$DATA" "$ORTHO"
-train --init "$INIT4" --override model_conf.loss_weight_model1=0.3 --exp-dir "${EXP}_ft3" \
+if [ "$FROM_STAGE" -le 4 ]; then
+train --init "${EXP}_ft2/model" --override model_conf.loss_weight_model1=0.3 --exp-dir "${EXP}_ft3" \
   --max-epochs "$EPOCHS4" --lr 3e-4 --warmup-steps 200 --seed 3 --data-dir "$ORTHO"
+  INIT5="${EXP}_ft3/model"
+else
+  INIT5="$BUNDLED"
+fi
+
+# Stage 5: pass 2 on 60 ms frames. With the stride conv's stride 2, pass 2 runs on 120 ms frames and its CIF
+# can fire at most one token per frame (8.3 tokens/s): on dev 47 % of its alphas were above 0.9 (pass 1:
+# 1.3 %), and it dropped tokens where speech is fast. Stride 1 keeps every weight's shape; encoder 2's chunks
+# are doubled in frames to keep their length in seconds. Pass 1 is frozen (fast mode is unchanged).
+PASS2_60MS=(--override stride_conv_conf.stride=1 --override "encoder2_conf.chunk_size=[90, 140]"
+  --override "encoder2_conf.stride=[70, 100]" --override "encoder2_conf.pad_left=[10, 20]")
+# one thread: with two on a 2-core machine shared with other jobs, steps were 5x slower (spinning waits)
+OMP_NUM_THREADS=1 train --init "$INIT5" "${PASS2_60MS[@]}" --override model_conf.loss_weight_model1=0.0 --ctc-weight 0 \
+  --freeze-pass1 --exp-dir "${EXP}_s1" --max-epochs "$EPOCHS5" --lr 4e-4 --warmup-steps 200 --seed 5 \
+  --save-every-steps 200 --data-dir "$ORTHO"
 
 # decoding.yaml: token_num_relax 0 chosen on the dev set (see the model card), kept from stage 3's init
-.venv/bin/python -m recipes.synth_ja.bundle_default "${EXP}_ft3/model" --out "$BUNDLED" --overwrite \
+.venv/bin/python -m recipes.synth_ja.bundle_default "${EXP}_s1/model" --out "$BUNDLED" --overwrite \
   --token-num-relax 0 --convert-kana
 # the kana -> written text LM (character 4-gram of the training sentences; see uniasr.kana_kanji)
 .venv/bin/python -m recipes.synth_ja.written_lm "$DATA/sentences/train.txt" --out "$BUNDLED"
 # the ONNX export the torch-free base install runs (int8 when within 0.3 CER points of fp32 on the test set)
 .venv/bin/python -m recipes.synth_ja.bundle_onnx "$BUNDLED" --ref "$DATA/test" --ref-reading "$ORTHO/test"
 STAGES=()
-for d in "$EXP" "${EXP}_ft" "${EXP}_ft2" "${EXP}_ft3"; do [ -f "$d/metrics.jsonl" ] && STAGES+=("$d/metrics.jsonl"); done
+for d in "$EXP" "${EXP}_ft" "${EXP}_ft2" "${EXP}_ft3" "${EXP}_s1"; do [ -f "$d/metrics.jsonl" ] && STAGES+=("$d/metrics.jsonl"); done
 .venv/bin/python -m recipes.synth_ja.plot_curve "${STAGES[@]}" --out docs/default_model_training.png
 
 # written text (the sentences) and the reading (orthographic kana), per mode

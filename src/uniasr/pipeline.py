@@ -19,6 +19,7 @@ from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.decode.tokens import TokenTable, token_times
 from uniasr.hotwords import DEFAULT_WEIGHT, HotwordLimits, build_graph, parse_hotwords, written_forms
 from uniasr.kana_kanji import KanaKanjiConverter, UserWords
+from uniasr.longform import LongformOptions
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.model.modes import mode_settings
 from uniasr.output_dir import (  # noqa: F401 - re-exported: uniasr.pipeline.write_output_dir
@@ -38,6 +39,9 @@ if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runti
     from uniasr.model.uniasr import UniASR
 
 log = logging.getLogger(__name__)
+
+
+LONG_DEFAULTS = LongformOptions()
 
 
 class DecodeError(RuntimeError):
@@ -322,6 +326,8 @@ class Recognizer:
         itn: bool = False,
         progress_seconds: Callable[[float], None] | None = None,
         max_whole_s: float = 600.0,
+        merge_gap_s: float = LONG_DEFAULTS.merge_gap_s,
+        segment_pad_s: float = LONG_DEFAULTS.pad_s,
         hotwords: Any = None,
         hotword_weight: float | None = None,
     ) -> list[Result]:
@@ -339,7 +345,9 @@ class Recognizer:
 
         Long inputs (over `vad_threshold_s` seconds) are decoded block by block and cut by a VAD into
         segments of at most `max_segment_s` (see `uniasr.longform`); their Result has one Segment per
-        speech segment. vad: "auto" (Silero at 8/16 kHz, else energy), "silero", "energy", "fsmn:<dir>",
+        speech segment. VAD segments less than `merge_gap_s` apart are decoded as one, and each with
+        `segment_pad_s` of the audio around it (defaults chosen on the dev set, see the README).
+        vad: "auto" (Silero at 8/16 kHz, else energy), "silero", "energy", "fsmn:<dir>",
         a detector object, or None for no speech detection: inputs of up to `max_whole_s` are decoded whole,
         longer ones (to bound memory) in pieces of at most `max_segment_s` cut at quiet points, all audio
         included. `itn` applies Japanese inverse text
@@ -349,7 +357,7 @@ class Recognizer:
         `hotword_graph`; rules in `uniasr.hotwords`), each with `hotword_weight` nats per token unless it
         gives its own. The n-gram LM of `use_lm` is fused too.
         """
-        from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
+        from uniasr.longform import finish_short_result, read_or_transcribe
 
         mode = mode or self.defaults.mode
         mode_settings(mode)
@@ -365,7 +373,7 @@ class Recognizer:
         own_s: dict[int, float] = {}  # each input's own reading + feature time (s)
         long_opts = LongformOptions(
             vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds,
-            max_whole_s=max_whole_s,
+            max_whole_s=max_whole_s, merge_gap_s=merge_gap_s, pad_s=segment_pad_s,
         )  # fmt: skip
         for i, (key, source) in enumerate(pairs):
             try:
