@@ -85,6 +85,14 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-whole", type=float, default=600.0, help="--no-vad: longest input decoded whole (s)")
     p.add_argument("--vad-threshold", type=float, default=60.0, help="segment inputs longer than this (s)")
     p.add_argument("--max-segment", type=float, default=30.0, help="longest VAD segment (s), split if longer")
+    p.add_argument(
+        "--merge-gap", type=float, default=None,
+        help="decode VAD segments less than this far apart (s) as one (0: never; default: see README)",
+    )  # fmt: skip
+    p.add_argument(
+        "--segment-pad", type=float, default=None,
+        help="decode each VAD segment with this much audio around it (s; default: see README)",
+    )  # fmt: skip
     p.add_argument("--batch-seconds", type=float, default=120.0, help="audio per decoding batch (s)")
     p.add_argument(
         "--itn",
@@ -157,6 +165,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         batch_seconds=args.batch_seconds, vad=args.vad, vad_threshold_s=args.vad_threshold,
         max_segment_s=args.max_segment, max_whole_s=args.max_whole, hotwords=hotwords,
     )  # fmt: skip
+    for name, value in (("merge_gap_s", args.merge_gap), ("segment_pad_s", args.segment_pad)):
+        if value is not None:
+            kwargs[name] = value
     show = sys.stderr.isatty() and (info is None or info.rank == 0)
     mine = distributed.shard(pairs, info.rank, info.world_size) if info else pairs
     durations = [audio_duration_seconds(src) for _, src in mine] if show else []
