@@ -48,8 +48,8 @@ def test_the_package_bundles_a_default_model_within_40_mb():
     assert (found / LM_FILE).is_file()  # the kana -> written text LM
 
 
-# measured (written / reading): fast 0.27 / 0.14, normal 0.32 / 0.21, offline 0.45 / 0.21 (stage 5; the test set's
-# CER went down: one clip is noisy); random text ~1.0
+# measured (written / reading): fast 0.27 / 0.14, normal 0.32 / 0.21, offline 0.45 / 0.21 (stage 5; the test
+# set's CER went down: one clip is noisy); random text ~1.0
 @pytest.mark.parametrize("mode", ["fast", "normal", "offline"])
 def test_default_model_transcribes_the_unseen_sample_sentence(default_rec, mode):
     # sample_ja.wav is a test-split sentence: the model never saw it in training
