@@ -19,6 +19,7 @@ from uniasr.vad import HysteresisOptions
 from uniasr.vad.energy import EnergyVad
 
 RATE = 16000
+UNPADDED = dict(merge_gap_s=0.0, segment_pad_s=0.0)  # segments exactly as the VAD gives them
 ORDER = ("speech_10s", "long_35s", "short_0_7s", "speech_10s", "long_35s", "short_0_7s")
 GAPS_S = (3.0, 4.2, 3.5, 5.1, 3.3, 4.4, 3.0)  # silence before each clip, and after the last
 
@@ -130,7 +131,7 @@ def test_long_segments_split_at_quiet_points(constructed):
 
 def test_long_input_equals_its_segments_transcribed_alone(tiny_recognizer, constructed):
     rec, (x, expected) = tiny_recognizer, constructed
-    r = rec.transcribe(x, vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1)[0]
+    r = rec.transcribe(x, vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1, **UNPADDED)[0]
     assert r.error is None and r.duration_s == pytest.approx(len(x) / RATE)
     assert _spans(r.segments) == expected
     assert r.text == join_segment_texts([s.text for s in r.segments])  # a space where no punctuation ends one
@@ -156,7 +157,7 @@ def test_file_and_unknown_duration_inputs_take_the_same_path(
     rec, (x, expected) = tiny_recognizer, constructed
     path = tmp_path / "long.wav"
     sf.write(path, x, RATE, subtype="FLOAT")
-    kw = dict(vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1, mode="fast")
+    kw = dict(vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1, mode="fast", **UNPADDED)
     from_array = rec.transcribe(x, **kw)[0]
     from_file = rec.transcribe(path, **kw)[0]
     monkeypatch.setattr(longform, "audio_duration_seconds", lambda *a, **k: None)
