@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from uniasr.cli import add_text_arg
+from uniasr.cli import add_context_args, add_text_arg, apply_context_args
 
 COLOURS = {"partial": "\033[90m", "refresh": "\033[0m", "final": "\033[1m"}
 
@@ -30,6 +30,7 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mic", action="store_true", help="read the default microphone (needs `sounddevice`)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     add_text_arg(p)
+    add_context_args(p)
 
 
 def _print_event(e, fmt: str, wall_s: float, colour: bool) -> None:
@@ -88,7 +89,10 @@ def run_stream(args: argparse.Namespace) -> int:
     if not args.no_endpoint:
         endpoint = EndpointConfig(args.trailing_silence_ms, int(args.max_utterance_s * 1000))
         vad = load_vad(args.vad)
-    session = StreamingSession(rec, mode=args.mode, beam_size=args.beam, endpoint=endpoint, vad=vad)
+    hotwords = apply_context_args(rec, args)
+    session = StreamingSession(
+        rec, mode=args.mode, beam_size=args.beam, endpoint=endpoint, vad=vad, hotwords=hotwords
+    )
     chunk = rec.sample_rate * args.chunk_ms // 1000
     pieces = (
         _pieces_from_mic(rec.sample_rate, chunk)
