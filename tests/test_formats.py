@@ -12,7 +12,7 @@ import pytest
 from conftest import INPUTS
 from uniasr import formats
 from uniasr.formats import CueOptions, char_times, segment_cues
-from uniasr.pipeline import Alternative, Result, Segment
+from uniasr.result import Alternative, Result, Segment, result_from_json
 
 KANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"
 SRT_TIME = r"\d\d:\d\d:\d\d,\d{3}"
@@ -156,11 +156,11 @@ def test_json_round_trip():
         "timestamps": [[61_000, 61_100], [61_100, 61_200]],
         "score": -1.5,
     }
-    back = formats.result_from_json(line)
+    back = result_from_json(line)
     assert back.segments == r.segments and back.timestamps == r.timestamps and back.text == r.text
     assert formats.format_json(back) == line
     failed = Result("bad", error="not found")
-    assert formats.result_from_json(formats.format_json(failed)).error == "not found"
+    assert result_from_json(formats.format_json(failed)).error == "not found"
 
 
 def test_failed_result_has_no_subtitles():

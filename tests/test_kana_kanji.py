@@ -13,6 +13,7 @@ from uniasr.itn import normalize
 from uniasr.kana_kanji import LM_FILE, KanaKanjiConverter, convert_kana, katakana_to_hiragana
 from uniasr.lm.ngram import NgramLM, train_kneser_ney
 from uniasr.longform import join_segment_texts
+from uniasr.result import result_from_json
 
 # orthographic katakana (as the default model writes it) -> the sentence as written; each checked by hand
 GOLDEN = [
@@ -76,7 +77,7 @@ def test_text_form_of_a_recognizer(tiny_recognizer):
         rec.defaults = replace(rec.defaults, convert_kana=True)  # as the default model's decoding.yaml says
         (a,) = rec.transcribe(audio, beam_size=1, nbest=2)
         assert a.text == w.text and all(alt.text == convert_kana(alt.kana) for alt in a.nbest)
-        back = formats.result_from_json(formats.format_json(a))
+        back = result_from_json(formats.format_json(a))
         assert (back.text, back.kana, back.segments[0].kana) == (a.text, a.kana, a.kana)
         with pytest.raises(ValueError, match="text_form='kanji'; valid: 'auto', 'written', 'kana'"):
             rec.text_form = "kanji"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from uniasr.output_dir import output_dir_files, write_output_dir
-from uniasr.pipeline import Result, utterance_rtf
+from uniasr.pipeline import utterance_rtf
+from uniasr.result import Alternative, Result
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 CLIPS = [INPUTS / "speech_10s.wav", Path(__file__).parents[1] / "recipes" / "synth_ja" / "sample_ja.wav"]
@@ -47,7 +48,6 @@ def test_output_dir_files_and_fewer_alternatives(tmp_path):
     names = [p.relative_to(tmp_path).as_posix() for p in output_dir_files(tmp_path, 2)]
     assert names[:5] == [f"1best_recog/{n}" for n in ("text", "token", "score", "time_stamp", "rtf")]
     assert names[5:] == ["2best_recog/text", "2best_recog/token", "2best_recog/score"]
-    from uniasr.pipeline import Alternative
 
     one = Result("a", text="x", tokens=["x"], nbest=[Alternative("x", ["x"], [5], -1.0)])
     two = Result("b", text="y", tokens=["y"], nbest=[Alternative("y", ["y"], [6], -1.0)] * 2)

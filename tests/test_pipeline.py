@@ -17,6 +17,7 @@ from conftest import FIXTURES, INPUTS
 from uniasr.audio.io import AudioError, load_audio
 from uniasr.decode.tokens import detokenize
 from uniasr.model.funasr_compat import ModelDirError
+from uniasr.result import result_from_json, result_to_json
 
 SPEECH = INPUTS / "speech_10s.wav"
 
@@ -54,7 +55,7 @@ def test_result_fields_and_timestamps(tiny_recognizer):
     assert all(0 <= s <= e <= 10_000 + 120 for s, e in r.timestamps)
     assert len(r.nbest) == 3 and r.nbest[0].score == r.score
     assert r.nbest[0].score >= r.nbest[1].score >= r.nbest[2].score
-    json.dumps(r.to_dict())
+    assert result_from_json(json.dumps(result_to_json(r))).nbest[2].text == r.nbest[2].text
 
 
 def test_output_dir_is_written_and_never_overwritten(tiny_recognizer, tmp_path):

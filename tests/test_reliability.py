@@ -26,8 +26,11 @@ import uniasr.longform as longform
 from conftest import FIXTURES, INPUTS, MODES, batched_finals, serve_http
 from uniasr.audio import url as audio_url
 from uniasr.audio.io import AudioError, load_audio
+from uniasr.bundle import DecodeError
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, SearchState, beam_search
-from uniasr.pipeline import DecodeError, Recognizer, Result, write_output_dir
+from uniasr.output_dir import write_output_dir
+from uniasr.pipeline import Recognizer
+from uniasr.result import Result
 from uniasr.stream.session import SessionError, StreamingSession, process_sessions
 from uniasr.vad import HysteresisOptions
 from uniasr.vad.energy import EnergyVad

@@ -138,7 +138,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import uniasr
     from uniasr import distributed, formats
     from uniasr.audio.io import audio_duration_seconds, expand_inputs
-    from uniasr.pipeline import refuse_existing
+    from uniasr.output_dir import refuse_existing
 
     if args.merge_only:
         if not args.output_dir:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from uniasr.formats import FILE_FORMATS, CueOptions, output_paths, result_path, write_result_files
 from uniasr.output_dir import files_of, recog_dir_name
+from uniasr.result import Result
 
 if TYPE_CHECKING:
     from uniasr.pipeline import Recognizer
@@ -280,8 +281,6 @@ def _transcribe_chunk(
     """The chunk's Results; if the call fails as a whole, each input is tried alone and one that fails gets a
     Result with the error (naming it), so one input never costs the rest of the chunk their results. When
     every input fails alone too, the recogniser is what is broken (e.g. its device): that error is raised."""
-    from uniasr.pipeline import Result
-
     try:
         return rec.transcribe(inputs, errors="report", **kwargs)
     except Exception as e:  # noqa: BLE001 - isolated below

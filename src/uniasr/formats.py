@@ -19,12 +19,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from uniasr.decode.tokens import SPECIAL_TOKENS
-
-if TYPE_CHECKING:
-    from uniasr.pipeline import Result, Segment
+from uniasr.output_dir import output_dir_files
+from uniasr.result import Result, Segment, result_to_json
 
 FORMATS = ("text", "json", "srt", "vtt", "tsv")
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -67,79 +65,10 @@ def format_text(result: Result) -> str:
     return "\n".join(lines)
 
 
-def result_to_json(result: Result) -> dict[str, Any]:
-    """JSON-ready dict: key, text, kana, tokens, timestamps, score, mode, duration_s, segments (+ nbest)."""
-    if result.error:
-        return {"key": result.key, "error": result.error}
-    d: dict[str, Any] = {
-        "key": result.key,
-        "text": result.text,
-        "kana": result.kana,
-        "tokens": list(result.tokens),
-        "timestamps": [list(t) for t in result.timestamps],
-        "score": result.score,
-        "mode": result.mode,
-        "duration_s": result.duration_s,
-    }
-    if len(result.nbest) > 1:
-        d["nbest"] = [
-            {"text": a.text, "kana": a.kana, "tokens": a.tokens, "score": a.score} for a in result.nbest
-        ]
-    d["segments"] = [
-        {
-            "start_ms": s.start_ms,
-            "end_ms": s.end_ms,
-            "text": s.text,
-            "kana": s.kana,
-            "tokens": list(s.tokens),
-            "timestamps": [list(t) for t in s.timestamps],
-            "score": s.score,
-        }
-        for s in result.segments
-    ]
-    return d
-
-
 def format_json(result: Result) -> str:
-    """One line of JSON (see :func:`result_to_json`)."""
+    """One line of JSON (see :func:`uniasr.result.result_to_json`; :func:`uniasr.result.result_from_json`
+    reads it back)."""
     return json.dumps(result_to_json(result), ensure_ascii=False)
-
-
-def result_from_json(data: str | dict[str, Any]) -> Result:
-    """The Result of a :func:`format_json` line (token ids and n-best token ids are not stored)."""
-    from uniasr.pipeline import Alternative, Result, Segment
-
-    d = json.loads(data) if isinstance(data, str) else data
-    if "error" in d:
-        return Result(d["key"], error=d["error"])
-    segments = [
-        Segment(
-            s["start_ms"],
-            s["end_ms"],
-            s["text"],
-            list(s["tokens"]),
-            [tuple(t) for t in s["timestamps"]],
-            s["score"],
-            s.get("kana", ""),
-        )
-        for s in d.get("segments", [])
-    ]
-    nbest = [
-        Alternative(a["text"], list(a["tokens"]), [], a["score"], a.get("kana", ""))
-        for a in d.get("nbest", [])
-    ]
-    return Result(
-        d["key"],
-        text=d["text"],
-        kana=d.get("kana", ""),
-        tokens=list(d["tokens"]),
-        timestamps=[tuple(t) for t in d["timestamps"]],
-        score=d["score"],
-        nbest=nbest,
-        mode=d.get("mode", ""),
-        duration_s=d.get("duration_s", 0.0),
-        segments=segments,
-    )
 
 
 # ------------------------------------------------------------------------------------------ TSV
@@ -362,8 +291,6 @@ def result_path(out_dir: str | Path, key: str, fmt: str) -> Path:
 def output_paths(out_dir: str | Path, keys: Sequence[str], fmt: str) -> list[Path]:
     """Every file a run writes into ``out_dir``: ``1best_recog/*`` and, for a file format, ``<key>.<suffix>``
     (checked before decoding, so an existing file costs no work)."""
-    from uniasr.pipeline import output_dir_files
-
     per_key = [result_path(out_dir, k, fmt) for k in keys] if fmt in FILE_FORMATS else []
     return [*output_dir_files(out_dir), *per_key]
 

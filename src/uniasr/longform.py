@@ -9,7 +9,7 @@ quietest 10 ms frame of the last half of its budget (:func:`uniasr.vad.apply_seg
 points depend only on the audio, never on the block size.
 
 Segments are collected until they hold ``batch_seconds`` of audio, then recognised in length-sorted
-batches by :meth:`uniasr.pipeline.Recognizer.decode_features`; token times are moved by the segment start.
+batches by :meth:`uniasr.bundle.ModelBundle.decode_each`; token times are moved by the segment start.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from uniasr.audio.io import AudioSource, audio_duration_seconds, input_name, iter_audio_blocks, load_audio
+from uniasr.result import Alternative, Result, Segment
 from uniasr.vad import (
     SegmentRules,
     SpeechSegment,
@@ -36,8 +37,8 @@ from uniasr.vad import (
 from uniasr.vad.segments import frame_energy_db
 
 if TYPE_CHECKING:
+    from uniasr.bundle import ModelBundle
     from uniasr.decode.search import SearchOptions
-    from uniasr.pipeline import Recognizer, Result, Segment
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,7 @@ def length_batches(seconds: Sequence[float], max_seconds: float) -> list[list[in
 
 
 def recognize_segments(
-    rec: Recognizer,
+    rec: ModelBundle,
     key: str,
     segments: Sequence[AudioSegment],
     *,
@@ -348,8 +349,6 @@ def recognize_segments(
     Segments too short for one feature frame come back empty (no tokens). A batch that fails is decoded
     segment by segment; a segment that fails alone raises `DecodeError` naming the input and the segment.
     """
-    from uniasr.pipeline import Segment
-
     window = rec.frontend.cfg.window_samples
     out: list[tuple[Segment, list[int]] | None] = [None] * len(segments)
     usable = [i for i, s in enumerate(segments) if len(s.samples) >= window]
@@ -403,7 +402,7 @@ def _itn(text: str) -> str:
 
 
 def transcribe_long(
-    rec: Recognizer,
+    rec: ModelBundle,
     key: str,
     blocks: Iterable[np.ndarray],
     *,
@@ -418,8 +417,6 @@ def transcribe_long(
     Returns one Result whose text is the concatenation of the segments' texts, whose tokens and
     timestamps are the segments' (absolute ms), and whose ``segments`` hold the per-segment results.
     """
-    from uniasr.pipeline import Alternative, Result
-
     rate = rec.sample_rate
     vad = resolve_vad(options.vad, rate) if options.vad is not None else WholeInput(rate)
     t0 = time.perf_counter()
@@ -493,7 +490,7 @@ class _CountingBlocks:
 
 # ------------------------------------------------------------------------------------ the decision
 def read_or_transcribe(
-    rec: Recognizer,
+    rec: ModelBundle,
     key: str,
     source: AudioSource,
     *,
@@ -549,8 +546,6 @@ def read_or_transcribe(
 
 def whole_input_segment(result: Result) -> Segment:
     """The one Segment of an input decoded whole: ``[0, duration)`` with the result's tokens."""
-    from uniasr.pipeline import Segment
-
     end_ms = int(round(result.duration_s * 1000))
     return Segment(
         0, end_ms, result.text, list(result.tokens), list(result.timestamps), result.score, result.kana

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from uniasr.pipeline import Result
+from uniasr.result import Result
 
 OUTPUT_FILES = ("text", "token", "score", "time_stamp", "rtf")  # 1best_recog
 NBEST_FILES = ("text", "token", "score")  # 2best_recog ... Nbest_recog: alternatives carry no times

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from uniasr.compat.common import check_mode, hotword_kwargs, load_named
-from uniasr.pipeline import Result
+from uniasr.result import Result
 
 # FunASR's VAD model names -> uniasr VAD specs: its FSMN-VAD id means "a VAD", which here is the bundled
 # Silero (a local FSMN-VAD model dir is run as such).

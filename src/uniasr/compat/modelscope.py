@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from uniasr.compat.common import check_mode, hotword_kwargs, load_named
-from uniasr.pipeline import Recognizer, Result
+from uniasr.pipeline import Recognizer
+from uniasr.result import Result
 
 PARAMS = ("decoding_model", "hotword", "nbest", "beam_size")
 

@@ -24,11 +24,11 @@ import numpy as np
 
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.audio.io import AudioError
+from uniasr.bundle import ModelBundle
 from uniasr.decode.passes import Encoded, PassResult, stride_window
-from uniasr.decode.search import SearchOptions, hypothesis_tokens
-from uniasr.decode.tokens import token_times
+from uniasr.decode.search import SearchOptions
 from uniasr.model.modes import mode_settings
-from uniasr.pipeline import Recognizer, Result
+from uniasr.result import Result, best_tokens
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
 from uniasr.stream.endpoint import EndpointConfig, EndpointState, check_endpoint
 from uniasr.stream.pass_stream import (
@@ -98,7 +98,7 @@ class StreamingSession:
 
     def __init__(
         self,
-        recognizer: Recognizer,
+        recognizer: ModelBundle,
         mode: str = "normal",
         beam_size: int | None = None,
         endpoint: EndpointConfig | None = None,
@@ -371,12 +371,10 @@ def _search(backend, live, events) -> None:
 
 
 def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) -> tuple[list, list, list]:
-    ids = hypothesis_tokens(hyp)
-    steps = [i for i, t in enumerate(hyp.token_ids[1:-1]) if t not in (0, 1, 2)]
     fires = np.asarray(ps.floor_fires, dtype=np.int64)
-    times = token_times(steps, fires, ps.alphas.view() if len(ps.alphas) else np.zeros(1), ps.frame_ms)
+    alphas = ps.alphas.view() if len(ps.alphas) else np.zeros(1)
     offset = u.start_sample * 1000 // s.sample_rate
-    return ids, s.rec.tokens.to_tokens(ids), [(a + offset, b + offset) for a, b in times]
+    return best_tokens(hyp, fires, alphas, ps.frame_ms, s.rec.tokens, offset)
 
 
 def _text(s: StreamingSession, toks: list[str]) -> str:
