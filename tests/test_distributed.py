@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import INPUTS
-from uniasr import distributed
 from uniasr.audio.io import expand_inputs
-from uniasr.distributed import RankInfo, ShardJob, merge_shards, run_rank, shard
+from uniasr.launch import RankInfo, device_for_rank, threads_for_rank
+from uniasr.sharding import ShardJob, merge_shards, run_rank, shard
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -32,14 +32,19 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_rank_info_from_env():
-    assert RankInfo.from_env({}) is None
-    assert RankInfo.from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
+    assert RankInfo.from_env({}) == RankInfo() and not RankInfo().sharded
+    assert not RankInfo.from_env({"RANK": "0", "WORLD_SIZE": "1"}).sharded
     env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_PORT": "29500"}
     info = RankInfo.from_env(env)
     assert (info.rank, info.world_size, info.local_rank, info.local_world_size) == (3, 4, 1, 2)
-    assert distributed.device_for_rank("cuda", info) == "cuda:1"
-    assert distributed.device_for_rank("cpu", info) == "cpu"
-    assert distributed.threads_for_rank(info, cpu_count=16) == 8
+    assert info.sharded and device_for_rank("cuda", info.local_rank, has_cuda=True) == "cuda:1"
+    assert device_for_rank("cpu", info.local_rank) == "cpu"
+    assert device_for_rank("auto", info.local_rank, has_cuda=False) == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        device_for_rank("cuda", info.local_rank, has_cuda=False)
+    with pytest.raises(ValueError, match="valid: auto, cpu, cuda, cuda:N"):
+        device_for_rank("gpu")
+    assert threads_for_rank(info, cpu_count=16) == 8
     with pytest.raises(ValueError, match="RANK=4"):
         RankInfo.from_env({**env, "RANK": "4"})
     with pytest.raises(ValueError, match="integers"):

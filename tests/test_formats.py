@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import INPUTS
-from uniasr import formats
-from uniasr.formats import CueOptions, char_times, segment_cues
+from uniasr.output import formats
+from uniasr.output.formats import CueOptions, char_times, segment_cues
 from uniasr.result import Alternative, Result, Segment, result_from_json
 
 KANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"

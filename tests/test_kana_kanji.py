@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import uniasr
-from uniasr import formats
 from uniasr.itn import normalize
 from uniasr.kana_kanji import LM_FILE, KanaKanjiConverter, convert_kana, katakana_to_hiragana
 from uniasr.lm.ngram import NgramLM, train_kneser_ney
 from uniasr.longform import join_segment_texts
+from uniasr.output import formats
 from uniasr.result import result_from_json
 
 # orthographic katakana (as the default model writes it) -> the sentence as written; each checked by hand

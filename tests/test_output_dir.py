@@ -1,4 +1,4 @@
-"""uniasr.output_dir: 1best_recog/ and Nbest_recog/ for --nbest N; the per-utterance rtf they record."""
+"""uniasr.output.kaldi_dir: 1best_recog/ and Nbest_recog/ for --nbest N; the per-utterance rtf they record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uniasr.output_dir import output_dir_files, write_output_dir
+from uniasr.output.kaldi_dir import output_dir_files, write_output_dir
 from uniasr.pipeline import utterance_rtf
 from uniasr.result import Alternative, Result
 

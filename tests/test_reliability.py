@@ -28,7 +28,7 @@ from uniasr.audio import url as audio_url
 from uniasr.audio.io import AudioError, load_audio
 from uniasr.bundle import DecodeError
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, SearchState, beam_search
-from uniasr.output_dir import write_output_dir
+from uniasr.output.kaldi_dir import write_output_dir
 from uniasr.pipeline import Recognizer
 from uniasr.result import Result
 from uniasr.stream.session import SessionError, StreamingSession, process_sessions
@@ -153,7 +153,7 @@ class _FakeRecognizer:
 
 
 def test_a_torchrun_chunk_that_fails_is_tried_input_by_input():
-    from uniasr.distributed import _transcribe_chunk
+    from uniasr.sharding import _transcribe_chunk
 
     chunk = [("a", "a"), ("b", "bad"), ("c", "c")]
     got = _transcribe_chunk(_FakeRecognizer(), ["a", "bad", "c"], chunk, {})

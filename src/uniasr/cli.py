@@ -110,7 +110,9 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
         "--shard-timeout", type=float, default=3600.0, help="torchrun: how long a rank waits for the rest (s)"
     )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--device", default="cpu", help="cpu, cuda (under torchrun: cuda:<local rank>), cuda:N, or auto"
+    )
     p.add_argument(
         "--backend",
         choices=["auto", "torch", "onnx"],
@@ -121,7 +123,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
 
 
 def _format_result(r, fmt: str, options=None) -> str:
-    from uniasr import formats
+    from uniasr.output import formats
 
     if fmt in ("text", "json"):
         return formats.format_result(r, fmt)
@@ -136,24 +138,26 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import uniasr
-    from uniasr import distributed, formats
+    from uniasr import sharding
     from uniasr.audio.io import audio_duration_seconds, expand_inputs
-    from uniasr.output_dir import refuse_existing
+    from uniasr.launch import RankInfo, device_for_rank, threads_for_rank
+    from uniasr.output import formats
+    from uniasr.output.kaldi_dir import refuse_existing
 
     if args.merge_only:
         if not args.output_dir:
             raise ValueError("--merge-only needs --output-dir (the directory holding .shards/)")
-        report = distributed.merge_shards(args.output_dir, overwrite=args.overwrite)
+        report = sharding.merge_shards(args.output_dir, overwrite=args.overwrite)
         (log.info if report.complete else log.error)("%s", report.summary())
         return 0 if report.complete else 1
-    info = distributed.RankInfo.from_env()
-    if info is not None and not args.output_dir:
+    info = RankInfo.from_env()
+    if info.sharded and not args.output_dir:
         raise ValueError(f"under torchrun (WORLD_SIZE={info.world_size}) --output-dir is required")
-    device = distributed.device_for_rank(args.device, info) if info else args.device
-    threads = args.threads or (distributed.threads_for_rank(info) if info and device == "cpu" else None)
+    device = device_for_rank(args.device, info.local_rank)
+    threads = args.threads or (threads_for_rank(info) if info.sharded and device == "cpu" else None)
     out = Path(args.output_dir) if args.output_dir else None
     pairs = expand_inputs(args.inputs)
-    if info is None and out and not args.overwrite:  # every file this run would write, before any work
+    if not info.sharded and out and not args.overwrite:  # every file this run would write, before any work
         paths = formats.output_paths(out, [k for k, _ in pairs], args.format)
         refuse_existing(paths, "; nothing was decoded")
     rec = uniasr.load(args.model, device=device, backend=args.backend, threads=threads, text_form=args.text)
@@ -168,19 +172,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     for name, value in (("merge_gap_s", args.merge_gap), ("segment_pad_s", args.segment_pad)):
         if value is not None:
             kwargs[name] = value
-    show = sys.stderr.isatty() and (info is None or info.rank == 0)
-    mine = distributed.shard(pairs, info.rank, info.world_size) if info else pairs
+    show = sys.stderr.isatty() and info.is_main
+    mine = sharding.shard(pairs, info.rank, info.world_size)
     durations = [audio_duration_seconds(src) for _, src in mine] if show else []
     by_seconds = show and all(d is not None for d in durations)
     total = sum(durations) if by_seconds else len(mine)
     bar = tqdm(total=round(total, 1), unit="s" if by_seconds else "utt", disable=not show, file=sys.stderr)
     progress = {"progress_seconds": bar.update} if by_seconds else {"progress": bar.update}
     try:
-        if info is not None:
-            job = distributed.ShardJob(
+        if info.sharded:
+            job = sharding.ShardJob(
                 out, args.format, args.overwrite, barrier_timeout_s=args.shard_timeout, cue_options=cue
             )
-            return distributed.run_rank(rec, pairs, info, job, {**kwargs, **progress}).exit_code
+            return sharding.run_rank(rec, pairs, info, job, {**kwargs, **progress}).exit_code
         results = rec.transcribe(
             args.inputs, errors="report", output_dir=out, overwrite=args.overwrite, **progress, **kwargs
         )

@@ -18,7 +18,7 @@ from uniasr.decode.tokens import TokenTable
 from uniasr.kana_kanji import KanaKanjiConverter
 from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
 from uniasr.model.modes import mode_settings
-from uniasr.output_dir import output_dir_files, refuse_existing, write_output_dir
+from uniasr.output.kaldi_dir import output_dir_files, refuse_existing, write_output_dir
 from uniasr.result import Result
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runtime works without it

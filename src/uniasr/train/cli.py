@@ -285,7 +285,7 @@ def run_eval(args: argparse.Namespace) -> int:
         for (key, _), r in zip(audio, results):
             r.key = key
         if args.output_dir:
-            from uniasr.output_dir import write_output_dir
+            from uniasr.output.kaldi_dir import write_output_dir
 
             write_output_dir(results, args.output_dir, overwrite=True)
         hyps = {r.key: r.text for r in results if r.error is None}

@@ -1,59 +1,59 @@
 """Process group set-up for `torchrun` (DDP): gloo on CPU, nccl on GPU; small collective helpers.
 
 `uniasr train` runs unchanged under ``torchrun --nproc_per_node N [--nnodes M ...]``: torchrun sets RANK,
-LOCAL_RANK and WORLD_SIZE, and every helper here is a no-op when WORLD_SIZE is 1.
+LOCAL_RANK and WORLD_SIZE (read by `uniasr.launch`, as inference sharding reads them), and every helper
+here is a no-op when WORLD_SIZE is 1.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from uniasr.launch import RankInfo, device_for_rank
+
 
 @dataclass(frozen=True)
 class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
+    """This process's ranks (`uniasr.launch.RankInfo`) and the torch device it trains on."""
+
+    ranks: RankInfo = field(default_factory=RankInfo)
     device: torch.device = torch.device("cpu")
 
     @property
+    def rank(self) -> int:
+        return self.ranks.rank
+
+    @property
+    def world(self) -> int:
+        return self.ranks.world_size
+
+    @property
+    def local_rank(self) -> int:
+        return self.ranks.local_rank
+
+    @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.ranks.sharded
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def pick_device(device: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> cuda:<local_rank> when a GPU is visible, else cpu."""
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device={device!r}; valid: auto, cpu, cuda, cuda:N")
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA GPU (torch {torch.__version__})")
-    if device.startswith("cuda:"):
-        return torch.device(device)
-    return torch.device("cuda", local_rank)
+        return self.ranks.is_main
 
 
 def setup(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group if WORLD_SIZE > 1; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank)
+    """Join the torchrun process group if WORLD_SIZE > 1; pick this process's device (auto, cpu, cuda,
+    cuda:N; see `uniasr.launch.device_for_rank`)."""
+    ranks = RankInfo.from_env()
+    dev = torch.device(device_for_rank(device, ranks.local_rank, torch.cuda.is_available()))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    if ranks.sharded and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank, world, local_rank, dev)
+    return DistInfo(ranks, dev)
 
 
 def cleanup(info: DistInfo) -> None:

@@ -4,6 +4,7 @@
     OUT/2best_recog/{text,token,score} ... Nbest_recog/   the n-th hypothesis, with nbest=N (N > 1)
 
 Keys never hold whitespace (it would end the key); existing files are never replaced without `overwrite`.
+`merge_output_dirs` joins the dirs that parts of one run wrote (`uniasr.sharding`) into one, in input order.
 """
 
 from __future__ import annotations
@@ -99,3 +100,41 @@ def write_output_dir(
             for f in files.values():
                 f.close()
     return Path(output_dir) / recog_dir_name(1)
+
+
+def _read_lines(path: Path) -> dict[str, str]:
+    """``key value`` lines -> {key: whole line}."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line:
+            out[line.split(" ", 1)[0]] = line
+    return out
+
+
+def merge_output_dirs(
+    parts: Sequence[str | Path], output_dir: str | Path, keys: Sequence[str], overwrite: bool = False
+) -> set[str]:
+    """Join output dirs that each hold some of `keys` (written by `write_output_dir`) into `output_dir`,
+    lines in the order of `keys`; returns the keys found in 1best_recog/text. Every rank dir that any part
+    has is written (1best_recog always). FileExistsError before writing when a target exists and not
+    `overwrite`."""
+    lines: dict[str, dict[str, dict[str, str]]] = {}  # rank dir -> file -> key -> line
+    for part in parts:
+        for recog in sorted(Path(part).glob("*best_recog")):
+            for name in files_of(recog.name):
+                lines.setdefault(recog.name, {}).setdefault(name, {}).update(_read_lines(recog / name))
+    lines.setdefault(recog_dir_name(1), {})
+    out = Path(output_dir)
+    if not overwrite and any((out / d / name).exists() for d in lines for name in files_of(d)):
+        raise FileExistsError(
+            f"{out / recog_dir_name(1)} already holds results; pass --overwrite to replace them"
+        )
+    for recog, by_file in lines.items():
+        (out / recog).mkdir(parents=True, exist_ok=True)
+        for name in files_of(recog):
+            found = by_file.get(name, {})
+            with (out / recog / name).open("w", encoding="utf-8") as f:
+                f.writelines(found[k] + "\n" for k in keys if k in found)
+    return set(lines[recog_dir_name(1)].get("text", {}))

@@ -2,8 +2,9 @@
 
     torchrun --nproc_per_node 4 -m uniasr transcribe wav.scp --model DIR --output-dir OUT [--format srt]
 
-Every rank reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` and takes every ``WORLD_SIZE``-th input from
-``RANK`` on. No process group is created: ranks talk through files under ``OUT/.shards/``:
+Every rank reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` (:class:`uniasr.launch.RankInfo`) and takes
+every ``WORLD_SIZE``-th input from ``RANK`` on. No process group is created: ranks talk through files under
+``OUT/.shards/`` (the output files are written and merged by :mod:`uniasr.output`):
 
     manifest.json            all keys in input order, world size, format (written by every rank, identical)
     rank<r>/status.json      running | done | failed (+ error), the rank's keys, the run id
@@ -36,66 +37,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from uniasr.formats import FILE_FORMATS, CueOptions, output_paths, result_path, write_result_files
-from uniasr.output_dir import files_of, recog_dir_name
+from uniasr.launch import RankInfo
+from uniasr.output.formats import FILE_FORMATS, CueOptions, output_paths, result_path, write_result_files
+from uniasr.output.kaldi_dir import merge_output_dirs, refuse_existing, write_output_dir
+from uniasr.pipeline import Recognizer
 from uniasr.result import Result
-
-if TYPE_CHECKING:
-    from uniasr.pipeline import Recognizer
 
 log = logging.getLogger(__name__)
 
 SHARDS_DIR = ".shards"
 FINAL_STATES = ("done", "failed")
-
-
-@dataclass(frozen=True)
-class RankInfo:
-    """This process's place in a torchrun job."""
-
-    rank: int
-    world_size: int
-    local_rank: int = 0
-    local_world_size: int = 1
-    run_id: str = ""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"RANK={self.rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={self.world_size})")
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> RankInfo | None:
-        """From torchrun's variables; None outside torchrun or when WORLD_SIZE is 1."""
-        env = dict(os.environ if env is None else env)
-        if "WORLD_SIZE" not in env or "RANK" not in env:
-            return None
-        try:
-            world = int(env["WORLD_SIZE"])
-            rank = int(env["RANK"])
-            local_rank = int(env.get("LOCAL_RANK", "0"))
-            local_world = int(env.get("LOCAL_WORLD_SIZE", "1"))
-        except ValueError:
-            raise ValueError(
-                f"RANK={env.get('RANK')!r} WORLD_SIZE={env.get('WORLD_SIZE')!r} LOCAL_RANK="
-                f"{env.get('LOCAL_RANK')!r}: expected integers (as torchrun sets them)"
-            ) from None
-        if world <= 1:
-            return None
-        parts = [env.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT")]
-        parts.append(env.get("TORCHELASTIC_RESTART_COUNT", "0"))
-        return cls(rank, world, local_rank, local_world, ":".join(parts))
-
-
-def device_for_rank(device: str, info: RankInfo) -> str:
-    """``cuda`` -> ``cuda:<local rank>``; anything else unchanged."""
-    return f"cuda:{info.local_rank}" if device == "cuda" else device
-
-
-def threads_for_rank(info: RankInfo, cpu_count: int | None = None) -> int:
-    """The CPU cores of a node shared among its ranks (at least 1 thread each)."""
-    return max(1, (cpu_count or os.cpu_count() or 1) // max(info.local_world_size, 1))
 
 
 def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
@@ -186,8 +139,6 @@ def _run_tag(run_id: str) -> str:
 def _preflight(job: ShardJob, info: RankInfo, keys: Sequence[str]) -> Path:
     """Refuse to reuse outputs of an earlier run unless ``overwrite`` (every file the merge would write is
     checked before any decoding); returns this rank's fresh dir."""
-    from uniasr.output_dir import refuse_existing
-
     mine = job.shards / f"rank{info.rank}"
     if not job.overwrite:
         refuse_existing(output_paths(job.out_dir, keys, job.fmt), "; nothing was decoded")
@@ -249,8 +200,6 @@ def _recognise_shard(
     job: ShardJob,
     kwargs: dict[str, Any],
 ) -> None:
-    from uniasr.output_dir import write_output_dir
-
     for part, begin in enumerate(range(0, len(pairs), job.chunk_inputs)):
         chunk = pairs[begin : begin + job.chunk_inputs]
         part_dir = mine / f"part{part:05d}"
@@ -375,17 +324,6 @@ def _finish(info: RankInfo, job: ShardJob) -> RankOutcome:
 
 
 # ------------------------------------------------------------------------------------------ merge
-def _read_lines(path: Path) -> dict[str, str]:
-    """``key rest`` lines -> {key: whole line}."""
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line:
-            out[line.split(" ", 1)[0]] = line
-    return out
-
-
 def merge_shards(
     out_dir: str | Path,
     *,
@@ -406,37 +344,23 @@ def merge_shards(
     if manifest is None:
         raise FileNotFoundError(f"{shards / 'manifest.json'} not found: {out} holds no sharded run to merge")
     keys, world, fmt = manifest["keys"], int(manifest["world_size"]), manifest.get("format", "text")
-    lines: dict[str, dict[str, dict[str, str]]] = {}  # recog dir -> file -> key -> line
     failed: dict[str, str] = {}
     states: dict[str, str] = {}
     files: dict[str, Path] = {}
+    parts: list[Path] = []
     for r in range(world):
         rank_dir = shards / f"rank{r}"
         status = _read_json(rank_dir / "status.json")
         states[str(r)] = "missing" if status is None else str(status.get("state"))
-        for part in sorted(rank_dir.glob("part*/*best_recog")):
-            for name in files_of(part.name):
-                lines.setdefault(part.name, {}).setdefault(name, {}).update(_read_lines(part / name))
+        parts += sorted(rank_dir.glob("part*"))
         if (rank_dir / "failed.tsv").exists():
             for line in (rank_dir / "failed.tsv").read_text(encoding="utf-8").splitlines():
                 key, _, error = line.partition("\t")
                 failed[key] = error
         if fmt in FILE_FORMATS and (rank_dir / "files").is_dir():
             files.update({p.stem: p for p in (rank_dir / "files").iterdir()})
-    lines.setdefault(recog_dir_name(1), {})
-    targets = [out / d / name for d in lines for name in files_of(d)]
-    if not overwrite and any(t.exists() for t in targets):
-        raise FileExistsError(
-            f"{out / recog_dir_name(1)} already holds results; pass --overwrite to replace them"
-        )
-    for recog, by_file in lines.items():
-        (out / recog).mkdir(parents=True, exist_ok=True)
-        for name in files_of(recog):
-            found = by_file.get(name, {})
-            with (out / recog / name).open("w", encoding="utf-8") as f:
-                f.writelines(found[k] + "\n" for k in keys if k in found)
+    done = merge_output_dirs(parts, out, keys, overwrite)
     errors = _copy_files(keys, files, out, fmt, overwrite)
-    done = set(lines[recog_dir_name(1)].get("text", {}))
     missing = [k for k in keys if k not in done and k not in failed]
     complete = not missing and not failed and not errors and all(s == "done" for s in states.values())
     report = MergeReport(str(out), complete, len(done), missing, failed, states, errors, run_id)

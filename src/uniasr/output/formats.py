@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uniasr.decode.tokens import SPECIAL_TOKENS
-from uniasr.output_dir import output_dir_files
+from uniasr.output.kaldi_dir import output_dir_files
 from uniasr.result import Result, Segment, result_to_json
 
 FORMATS = ("text", "json", "srt", "vtt", "tsv")
