@@ -254,7 +254,8 @@ def template_model(out_dir: Path, use_funasr: bool = False) -> Path:
     import torch
     import yaml
 
-    from uniasr.model.funasr_compat import parse_config, save_model_dir
+    from uniasr.funasr.model_config import parse_config
+    from uniasr.funasr.model_dir import save_model_dir
     from uniasr.model.uniasr import UniASR
 
     tokens = json.loads((TEMPLATE / "tokens.json").read_text(encoding="utf-8"))

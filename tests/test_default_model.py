@@ -12,10 +12,10 @@ from recipes.synth_ja.plot_curve import join_stages
 
 import uniasr
 from uniasr.cer import NormalizeOptions, score_texts
+from uniasr.funasr.model_dir import read_model_dir
 from uniasr.hub import default_model_dir, resolve_model
 from uniasr.kana_kanji import LM_FILE
 from uniasr.model.config import DecodingDefaults
-from uniasr.model.funasr_compat import read_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"

@@ -12,12 +12,12 @@ from recipes.synth_ja.bundle_onnx import SOURCE_FILE
 
 import uniasr
 from uniasr import extras
+from uniasr.backends.export_dir import read_manifest
 from uniasr.backends.onnx_backend import OnnxBackend
 from uniasr.cer import NormalizeOptions, score_texts
-from uniasr.export.metadata import read_manifest
 from uniasr.extras import MissingExtraError, install_line, require_extra
+from uniasr.funasr.model_dir import read_model_dir
 from uniasr.hub import default_model_dir, onnx_export_of
-from uniasr.model.funasr_compat import read_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"

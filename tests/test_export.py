@@ -16,11 +16,11 @@ import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES, batched_finals
 from uniasr.audio.features import Cmvn
 from uniasr.audio.io import load_audio
+from uniasr.backends.export_dir import PIECES, ExportDirError, Manifest, config_from_dict, read_manifest
 from uniasr.decode.passes import run_passes
 from uniasr.export.exporter import export_model
-from uniasr.export.metadata import PIECES, ExportDirError, Manifest, config_from_dict, read_manifest
 from uniasr.export.wrappers import model_pieces
-from uniasr.model.funasr_compat import read_model_dir
+from uniasr.funasr.model_dir import read_model_dir
 from uniasr.model.modes import mode_settings
 from uniasr.stream.session import StreamingSession
 

@@ -173,8 +173,8 @@ def test_modelscope_decoding_yaml_sets_defaults(ms_dirs):
 def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode):
     import shutil
 
+    from uniasr.funasr.model_dir import read_model_dir, write_decoding
     from uniasr.model.config import DecodingDefaults
-    from uniasr.model.funasr_compat import read_model_dir, write_decoding
 
     model_dir = shutil.copytree(tiny_dir, tmp_path / "model")
     want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode)

@@ -16,7 +16,7 @@ import uniasr
 from conftest import FIXTURES, INPUTS
 from uniasr.audio.io import AudioError, load_audio
 from uniasr.decode.tokens import detokenize
-from uniasr.model.funasr_compat import ModelDirError
+from uniasr.funasr.files import ModelDirError
 from uniasr.result import result_from_json, result_to_json
 
 SPEECH = INPUTS / "speech_10s.wav"

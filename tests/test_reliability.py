@@ -336,7 +336,7 @@ def test_transcribe_says_how_the_rate_of_an_array_is_taken():
 def test_a_model_file_holding_code_is_refused_without_weights_only_advice(tiny_dir, tmp_path):
     import torch
 
-    from uniasr.model.funasr_compat import ModelDirError
+    from uniasr.funasr.files import ModelDirError
 
     d = tmp_path / "model"
     shutil.copytree(tiny_dir, d)

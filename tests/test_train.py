@@ -22,10 +22,14 @@ import torch.nn.functional as F
 
 from conftest import FIXTURES, INPUTS
 from uniasr.audio.features import Cmvn, Frontend
-from uniasr.decode.tokens import TokenTable
+from uniasr.decode.tokens import TokenTable, build_token_list
+from uniasr.funasr.files import read_yaml
+from uniasr.funasr.model_config import parse_config
+from uniasr.funasr.model_dir import read_model_dir, write_decoding
+from uniasr.funasr.state_dict import load_funasr_state_dict
+from uniasr.funasr.train_yaml import apply_overrides
 from uniasr.model.chunking import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.config import DecodingDefaults
-from uniasr.model.funasr_compat import load_funasr_state_dict, parse_config, read_model_dir, write_decoding
 from uniasr.model.uniasr import UniASR
 from uniasr.train.augment import NO_AUGMENT, AugmentConfig
 from uniasr.train.batching import (
@@ -40,13 +44,12 @@ from uniasr.train.batching import (
     virtual_shards,
 )
 from uniasr.train.checkpoint import load_checkpoint
-from uniasr.train.config import TrainConfig, apply_overrides, read_yaml
+from uniasr.train.config import TrainConfig
 from uniasr.train.data import BadDataError, check_utterances, read_kaldi_dir, read_manifest, with_frames
 from uniasr.train.distributed import DistInfo
 from uniasr.train.features import FeatureMaker, compute_cmvn, write_cmvn
 from uniasr.train.objective import FIRE_TOL, STATS, TrainingObjective, cif_embeddings, label_smoothing_kl
 from uniasr.train.step import forward_backward
-from uniasr.train.tokens import Tokenizer, build_token_list
 from uniasr.train.trainer import train
 
 TINY_YAML = FIXTURES / "funasr_uniasr_tiny" / "model_dir" / "config.yaml"
@@ -367,8 +370,9 @@ cleanup(info)
 
 DDP_INPUTS = """
 import torch
-from uniasr.model.funasr_compat import parse_config
-from uniasr.train.config import apply_overrides, read_yaml
+from uniasr.funasr.files import read_yaml
+from uniasr.funasr.model_config import parse_config
+from uniasr.funasr.train_yaml import apply_overrides
 
 def inputs():
     raw = apply_overrides(read_yaml({yaml!r}), {overrides!r})
@@ -512,7 +516,7 @@ def test_large_dataset_from_dumped_feature_shards(data, tmp_path):
 def test_streamed_shards_resume_at_the_exact_batch_with_two_workers(data):
     utts, _ = read_kaldi_dir(data / "train")
     maker = FeatureMaker(parse_config(read_yaml(TINY_YAML), 10).frontend, None)
-    tokenizer = Tokenizer(build_token_list(u.text for u in utts))
+    tokenizer = TokenTable(build_token_list(u.text for u in utts))
     cfg = BatchConfig(batch_bins=30)
 
     def run(position: StreamPosition | None) -> list[tuple[int, tuple[str, ...]]]:

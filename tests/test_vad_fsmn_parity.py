@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from uniasr.funasr.fsmn_vad import to_funasr_events
 from uniasr.vad.fsmn import FsmnVad
-from uniasr.vad.fsmn_compat import to_funasr_events
 from uniasr.vad.fsmn_endpoint import EndpointConfig, frame_is_speech
 
 FIXTURE = Path(__file__).parent / "fixtures" / "funasr_fsmn_vad_tiny"

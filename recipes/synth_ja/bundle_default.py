@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from uniasr.funasr.model_dir import DECODING_FILE, read_model_dir, write_decoding
 from uniasr.model.config import DecodingDefaults
-from uniasr.model.funasr_compat import DECODING_FILE, read_model_dir, write_decoding
 
 FILES = ("config.yaml", "tokens.json", "am.mvn")
 MAX_BYTES = 40 * 1024 * 1024

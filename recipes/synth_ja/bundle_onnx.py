@@ -30,7 +30,7 @@ LM_FILE = "written_lm.arpa.gz"
 
 def checkpoint_sha256(model_dir: Path) -> str:
     """SHA-256 of the model dir's weights file (what `source.json` records)."""
-    from uniasr.model.funasr_compat import read_model_dir
+    from uniasr.funasr.model_dir import read_model_dir
 
     return hashlib.sha256(read_model_dir(model_dir).checkpoint_path.read_bytes()).hexdigest()
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from uniasr.funasr.model_dir import read_model_dir
 from uniasr.lm.ngram import UNK, train_kneser_ney
-from uniasr.model.funasr_compat import read_model_dir
 
 
 def token_sentences(text_file: Path, tokens: set[str]) -> list[list[str]]:

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from uniasr.model.funasr_compat import ModelDirError
+from uniasr.funasr.files import ModelDirError
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ ALLOW_DOWNLOAD_ENV = "UNIASR_ALLOW_DOWNLOAD"
 
 def onnx_export_of(model_dir: str | os.PathLike) -> Path | None:
     """`model_dir/onnx` when it holds an export made by `uniasr export --format onnx`, else None."""
-    from uniasr.export.metadata import is_export_dir
+    from uniasr.backends.export_dir import is_export_dir
 
     path = Path(model_dir) / ONNX_SUBDIR
     return path if is_export_dir(path) else None

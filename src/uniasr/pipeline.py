@@ -40,7 +40,8 @@ class Recognizer(ModelBundle):
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
         """A FunASR 1.x or ModelScope 0.x model directory on the torch backend."""
-        from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
+        from uniasr.funasr.model_dir import read_model_dir
+        from uniasr.funasr.state_dict import load_funasr_state_dict
         from uniasr.model.uniasr import UniASR
 
         md = read_model_dir(path)
@@ -200,7 +201,7 @@ def load(
     threads: intra-op threads (torch: the process-wide setting; onnx: per session); None keeps the default.
     text_form: "auto", "written" or "kana": what `Result.text` holds (see `Recognizer.text_form`).
     """
-    from uniasr.export.metadata import is_export_dir
+    from uniasr.backends.export_dir import is_export_dir
     from uniasr.extras import missing_modules, require_extra
     from uniasr.hub import onnx_export_of, resolve_model
 

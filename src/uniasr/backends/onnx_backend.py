@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from uniasr.backends.base import History
+from uniasr.backends.export_dir import ExportDirError, Manifest, read_manifest
 from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.passes import empty_history, encoder_config
-from uniasr.export.metadata import ExportDirError, Manifest, read_manifest
 from uniasr.model.config import UniASRConfig
 
 log = logging.getLogger(__name__)

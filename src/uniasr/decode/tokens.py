@@ -1,35 +1,100 @@
-"""Token table, detokenisation and token timestamps from CIF fire positions."""
+"""The token table (ids <-> token strings, transcript -> ids), detokenisation, and token timestamps from
+CIF fire positions.
+
+Conventions (spec §2): id 0 ``<blank>``, 1 ``<s>`` (sos), 2 ``</s>`` (eos), the tokens, ``<unk>`` last.
+
+>>> tokens = build_token_list(["アイ ウ", "イ"])
+>>> tokens
+['<blank>', '<s>', '</s>', 'ア', 'イ', 'ウ', '<unk>']
+>>> TokenTable(tokens).encode("イエ")
+[4, 6]
+"""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-SPECIAL_TOKENS = frozenset({"<blank>", "<s>", "</s>", "<unk>", "<OOV>"})
+BLANK, SOS, EOS = 0, 1, 2
+RESERVED_TOKENS = ("<blank>", "<s>", "</s>")  # ids 0, 1, 2
+UNK = "<unk>"
+SPECIAL_TOKENS = frozenset({*RESERVED_TOKENS, UNK, "<OOV>"})  # dropped from text
 
 
 class TokenTable:
-    """id <-> token string, with the UniASR conventions (<blank>=0, <s>=1, </s>=2, <unk> last)."""
+    """id <-> token string with the UniASR conventions, and transcript -> ids (unknown units -> ``<unk>``)."""
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.tokens = tuple(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.unk = self.index.get(UNK, len(self.tokens) - 1)
+        self.multi = frozenset(t for t in self.tokens if len(t) > 1)
         plain = [t for t in self.tokens if t not in SPECIAL_TOKENS]
         self.char_level = sum(len(t) == 1 for t in plain) >= 0.9 * max(len(plain), 1)
 
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return detokenize(tokens, char_level=self.char_level)
-
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return detokenize(tokens, char_level=self.char_level)
 
     def to_tokens(self, ids: Sequence[int]) -> list[str]:
         return [self.tokens[i] for i in ids]
 
     def to_ids(self, tokens: Sequence[str]) -> list[int]:
-        unk = self.index.get("<unk>", len(self.tokens) - 1)
-        return [self.index.get(t, unk) for t in tokens]
+        return [self.index.get(t, self.unk) for t in tokens]
+
+    def encode(self, text: str) -> list[int]:
+        """A transcript -> token ids (the training targets), see `text_units`."""
+        return self.to_ids(text_units(text, self.multi))
+
+    def unknown(self, text: str) -> list[str]:
+        """The units of `text` that map to ``<unk>``."""
+        return [u for u in text_units(text, self.multi) if u not in self.index]
+
+
+def text_units(text: str, vocab: frozenset[str] = frozenset()) -> list[str]:
+    """Token strings of a transcript: its characters without whitespace.
+
+    With a vocabulary that holds multi-character tokens (FunASR `split_with_space`), a space-separated
+    word found in `vocab` stays one token; every other word is split into characters.
+    """
+    units: list[str] = []
+    for word in text.split():
+        if len(word) > 1 and word in vocab:
+            units.append(word)
+        else:
+            units.extend(word)
+    return units
+
+
+def build_token_list(texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Character token list from training transcripts (characters in code-point order).
+
+    Characters seen fewer than `min_count` times are left to ``<unk>``.
+    """
+    if min_count < 1:
+        raise ValueError(f"min_count={min_count} must be >= 1")
+    counts = Counter(ch for text in texts for ch in text_units(text))
+    chars = sorted(c for c, n in counts.items() if n >= min_count and c not in RESERVED_TOKENS and c != UNK)
+    if not chars:
+        raise ValueError("the training transcripts hold no characters: cannot build a token list")
+    return [*RESERVED_TOKENS, *chars, UNK]
+
+
+def check_token_list(tokens: Sequence[str], where: str = "token list", unique: bool = True) -> None:
+    """Raise ValueError unless `tokens` follows the UniASR conventions (and, with `unique`, has no token
+    twice: training needs one id per token; a model dir's list is read as it is)."""
+    if len(tokens) < 4 or list(tokens[:3]) != list(RESERVED_TOKENS):
+        raise ValueError(
+            f"{where}: need at least 4 tokens, 0..2 being {list(RESERVED_TOKENS)}; got {list(tokens[:3])} "
+            f"({len(tokens)} tokens)"
+        )
+    if unique and len(set(tokens)) != len(tokens):
+        dup = sorted({t for t in tokens if list(tokens).count(t) > 1})[:5]
+        raise ValueError(f"{where}: duplicate tokens {dup}")
 
 
 def _is_wordlike(token: str) -> bool:

@@ -2,7 +2,7 @@
 
 >>> export_model("model_dir", "model_onnx", fmt="onnx", int8=True)   # doctest: +SKIP
 
-The output holds one graph per piece (`uniasr.export.metadata.PIECES`) and `uniasr_export.json`; an ONNX
+The output holds one graph per piece (`uniasr.backends.export_dir.PIECES`) and `uniasr_export.json`; an ONNX
 export is loadable with `uniasr.load(dir)` (onnxruntime, no torch needed).
 """
 
@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from uniasr.audio.features import Cmvn
-from uniasr.export.metadata import FORMATS, PIECES, SUFFIX, Manifest, write_manifest
+from uniasr.backends.export_dir import FORMATS, PIECES, SUFFIX, Manifest, write_manifest
 from uniasr.export.wrappers import Piece, model_pieces
+from uniasr.funasr.model_dir import read_model_dir
+from uniasr.funasr.state_dict import load_funasr_state_dict
 from uniasr.kana_kanji import LM_FILE
-from uniasr.model.funasr_compat import load_funasr_state_dict, read_model_dir
 from uniasr.model.uniasr import UniASR
 
 log = logging.getLogger(__name__)

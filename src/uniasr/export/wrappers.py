@@ -203,7 +203,7 @@ def _predictor_piece(index: int, predictor: CifPredictor, encoder: SanmEncoder) 
 
 
 def model_pieces(model: UniASR) -> list[Piece]:
-    """Every piece of a model, in `uniasr.export.metadata.PIECES` order."""
+    """Every piece of a model, in `uniasr.backends.export_dir.PIECES` order."""
     model = model.eval().requires_grad_(False)
     stride = Piece(
         "stride_conv",

@@ -1,6 +1,6 @@
 """Frozen configuration dataclasses for the UniASR model.
 
-These hold our own names only; `funasr_compat.py` translates FunASR / ModelScope config files into them.
+These hold our own names only; `uniasr.funasr` translates FunASR / ModelScope config files into them.
 Frame rates: encoder 1 runs on 60 ms LFR frames, encoder 2 on those times the stride conv's stride (120 ms for
 FunASR's stride 2; see `UniASRConfig.frame_ms`).
 """

@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from uniasr.audio.io import AudioError
+from uniasr.decode.tokens import TokenTable
 from uniasr.train.data import DataIssue, Utterance, check_utterances, drop_long, read_manifest, with_frames
 from uniasr.train.features import FeatureMaker
-from uniasr.train.tokens import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class Example:
 
 
 def make_example(
-    utt: Utterance, epoch: int, maker: FeatureMaker, tokenizer: Tokenizer
+    utt: Utterance, epoch: int, maker: FeatureMaker, tokenizer: TokenTable
 ) -> Example | DataIssue:
     """Features and token ids of one utterance, or the reason it cannot be used."""
     try:
@@ -177,7 +177,7 @@ def _identity(x):
 class UtteranceDataset(Dataset):
     """Map-style dataset for `small`: item (epoch, index) -> Example or DataIssue."""
 
-    def __init__(self, utts: Sequence[Utterance], maker: FeatureMaker, tokenizer: Tokenizer) -> None:
+    def __init__(self, utts: Sequence[Utterance], maker: FeatureMaker, tokenizer: TokenTable) -> None:
         self.utts, self.maker, self.tokenizer = list(utts), maker, tokenizer
 
     def __len__(self) -> int:
@@ -236,7 +236,7 @@ class ShardStream(IterableDataset):
         self,
         shards: Sequence[Shard],
         maker: FeatureMaker,
-        tokenizer: Tokenizer,
+        tokenizer: TokenTable,
         cfg: BatchConfig,
         seed: int,
         epoch: int,

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from uniasr.model.funasr_compat import torch_load_problem
+from uniasr.funasr.files import torch_load_problem
 
 log = logging.getLogger(__name__)
 

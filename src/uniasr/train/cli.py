@@ -127,9 +127,11 @@ def _pick(flag, yaml_defaults: dict, name: str, default):
 
 def train_config_from_args(args: argparse.Namespace):
     """Namespace -> TrainConfig: flags, else the --config YAML's train sections, else defaults."""
+    from uniasr.funasr.files import read_yaml
+    from uniasr.funasr.train_yaml import yaml_training_defaults
     from uniasr.train.augment import AugmentConfig
     from uniasr.train.batching import BatchConfig
-    from uniasr.train.config import TrainConfig, read_yaml, yaml_training_defaults
+    from uniasr.train.config import TrainConfig
     from uniasr.train.data import find_splits
 
     train, dev = args.train, args.dev
@@ -176,13 +178,12 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def _dump(args: argparse.Namespace, cfg) -> int:
-    from uniasr.model.funasr_compat import parse_config
-    from uniasr.train.config import apply_overrides, read_yaml
+    from uniasr.funasr.model_config import parse_config
+    from uniasr.funasr.train_yaml import training_yaml
     from uniasr.train.data import check_utterances, handle_issues, read_source
     from uniasr.train.features import dump_features
 
-    raw = apply_overrides(read_yaml(cfg.config or Path(cfg.init) / "config.yaml"), cfg.overrides)
-    frontend = parse_config(raw, 4).frontend
+    frontend = parse_config(training_yaml(cfg.config, cfg.init, cfg.overrides), 4).frontend
     for name, source in (("train", cfg.train), ("dev", cfg.dev)):
         if not source:
             continue

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from uniasr.decode.tokens import build_token_list
+from uniasr.funasr.model_config import parse_config
+from uniasr.funasr.model_dir import read_model_dir, read_token_list
+from uniasr.funasr.train_yaml import training_yaml
 from uniasr.model.config import UniASRConfig
-from uniasr.model.funasr_compat import parse_config, read_model_dir
 from uniasr.train.augment import AugmentConfig
 from uniasr.train.batching import BatchConfig
-from uniasr.train.tokens import build_token_list, read_token_list
 
 log = logging.getLogger(__name__)
 
@@ -92,36 +90,6 @@ class TrainConfig:
 # --- the model's configuration ------------------------------------------------------------------------------
 
 
-def read_yaml(path: str | Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a YAML mapping")
-    return data
-
-
-def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
-    """``encoder_conf.num_blocks=12`` style edits (values parsed as YAML) -> a new mapping."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r}: expected dotted.key=value")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part, {}), dict):
-                raise ValueError(f"override {item!r}: {part!r} is not a mapping")
-            node = node.setdefault(part, {})
-        try:
-            node[parts[-1]] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ValueError(f"override {item!r}: bad value ({e})") from e
-    return out
-
-
 @dataclass(frozen=True)
 class ModelSource:
     """The model to train: architecture, tokens, CMVN file (None: compute it) and starting weights."""
@@ -136,46 +104,12 @@ class ModelSource:
 def model_source(cfg: TrainConfig, train_texts: Iterable[str]) -> ModelSource:
     """From `--init DIR` (its tokens, CMVN, weights) or `--config YAML` (+ a token list built from the
     training transcripts unless `--tokens` gives one); `--override` edits apply in both cases."""
-    if cfg.init is not None:
-        md = read_model_dir(cfg.init)
-        raw = apply_overrides(read_yaml(md.path / "config.yaml"), cfg.overrides)
+    md = read_model_dir(cfg.init) if cfg.init is not None else None
+    raw = training_yaml(cfg.config, cfg.init, cfg.overrides)
+    if md is not None:
         tokens = list(md.tokens)
-        config = parse_config(raw, len(tokens))
         cmvn = Path(cfg.cmvn) if cfg.cmvn else md.cmvn_path
-        return ModelSource(config, raw, tokens, cmvn, md.checkpoint_path)
-    raw = apply_overrides(read_yaml(cfg.config), cfg.overrides)
+        return ModelSource(parse_config(raw, len(tokens)), raw, tokens, cmvn, md.checkpoint_path)
     tokens = read_token_list(cfg.tokens) if cfg.tokens else build_token_list(train_texts, cfg.min_token_count)
     config = parse_config(raw, len(tokens))
     return ModelSource(config, raw, tokens, Path(cfg.cmvn) if cfg.cmvn else None, None)
-
-
-def yaml_training_defaults(raw: dict) -> dict[str, Any]:
-    """TrainConfig values a FunASR 1.x config.yaml carries (optim/scheduler/train/specaug sections)."""
-    out: dict[str, Any] = {}
-    optim = raw.get("optim_conf") or {}
-    sched = raw.get("scheduler_conf") or {}
-    train = raw.get("train_conf") or {}
-    if "lr" in optim:
-        out["lr"] = float(optim["lr"])
-    if "weight_decay" in optim:
-        out["weight_decay"] = float(optim["weight_decay"])
-    if "warmup_steps" in sched:
-        out["warmup_steps"] = int(sched["warmup_steps"])
-    for ours, theirs, kind in (
-        ("max_epochs", "max_epoch", int),
-        ("grad_clip", "grad_clip", float),
-        ("accum_grad", "accum_grad", int),
-        ("keep_checkpoints", "keep_nbest_models", int),
-        ("avg_best", "avg_nbest_model", int),
-    ):
-        if theirs in train:
-            out[ours] = kind(train[theirs])
-    spec = raw.get("specaug_conf")
-    if isinstance(spec, dict):
-        out["specaug"] = {
-            "freq_mask_width": tuple(int(v) for v in spec.get("freq_mask_width_range", (0, 30))),
-            "num_freq_masks": int(spec.get("num_freq_mask", 1)) if spec.get("apply_freq_mask", True) else 0,
-            "time_mask_width": tuple(int(v) for v in spec.get("time_mask_width_range", (0, 12))),
-            "num_time_masks": int(spec.get("num_time_mask", 1)) if spec.get("apply_time_mask", True) else 0,
-        }
-    return out

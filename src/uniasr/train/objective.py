@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from uniasr.decode.tokens import EOS, SOS
 from uniasr.model.chunking import ChunkLayout, merge_centres
 from uniasr.model.config import ChunkConfig
 from uniasr.model.encoder import EncodedBlocks
 from uniasr.model.uniasr import UniASR
-from uniasr.train.tokens import EOS, SOS
 
 FIRE_TOL = 1e-4  # float32 slack so that Σ scaled alphas = n - ε still fires token n
 STATS = ("loss1", "kl1", "mae1", "correct1", "loss2", "kl2", "mae2", "correct2", "tokens", "utts", "ctc")

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from uniasr.audio.features import Cmvn
+from uniasr.decode.tokens import TokenTable, check_token_list
+from uniasr.funasr.files import read_yaml
+from uniasr.funasr.model_config import parse_config, write_config_yaml
+from uniasr.funasr.model_dir import DECODING_FILE, read_token_list, write_token_list
 from uniasr.model.config import UniASRConfig
-from uniasr.model.funasr_compat import DECODING_FILE, config_to_funasr, parse_config
 from uniasr.train.batching import Shard, virtual_shards
-from uniasr.train.config import TrainConfig, model_source, read_yaml
+from uniasr.train.config import TrainConfig, model_source
 from uniasr.train.data import (
     DataIssue,
     Utterance,
@@ -34,7 +36,6 @@ from uniasr.train.data import (
 )
 from uniasr.train.distributed import DistInfo, broadcast_object
 from uniasr.train.features import compute_cmvn, write_cmvn
-from uniasr.train.tokens import Tokenizer, read_token_list, write_token_list
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _cmvn_utts(cfg: TrainConfig, train: list[Utterance] | None, shards: list[Pat
 
 
 def _warn_unknown(utts: list[Utterance], tokens: list[str]) -> None:
-    tok = Tokenizer(tokens)
+    tok = TokenTable(tokens)
     unknown = Counter(u for utt in utts for u in tok.unknown(utt.text))
     if unknown:
         top = ", ".join(f"{c!r}x{n}" for c, n in unknown.most_common(10))
@@ -153,10 +154,10 @@ def _prepare(cfg: TrainConfig, exp: Path, resuming: bool) -> PreparedData:
             src.init_checkpoint,
             src.cmvn_path,
         )
+        check_token_list(tokens, "the token list")
         write_token_list(tokens, exp / "tokens.json")
         _keep_decoding(cfg, exp)
-        with open(exp / "model_config.yaml", "w", encoding="utf-8") as f:
-            yaml.safe_dump(config_to_funasr(config), f, allow_unicode=True, sort_keys=False)
+        write_config_yaml(config, exp / "model_config.yaml")
     if train is not None:
         _warn_unknown(train, tokens)
         if cfg.dataset_type == "small":

@@ -21,7 +21,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from uniasr.audio.features import Frontend
-from uniasr.model.funasr_compat import DECODING_FILE, load_funasr_state_dict, save_model_dir
+from uniasr.decode.tokens import TokenTable
+from uniasr.funasr.model_dir import DECODING_FILE, save_model_dir
+from uniasr.funasr.state_dict import load_funasr_state_dict
 from uniasr.model.uniasr import UniASR, mode_settings
 from uniasr.train import checkpoint as ckpt
 from uniasr.train.augment import NO_AUGMENT
@@ -44,7 +46,6 @@ from uniasr.train.metrics import MetricsSink, summarize
 from uniasr.train.objective import STATS, TrainingObjective
 from uniasr.train.prepare import PreparedData, prepare
 from uniasr.train.step import WarmupLR, forward_backward
-from uniasr.train.tokens import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +457,7 @@ class Trainer:
     def _make_datasets(self) -> None:
         cfg, data = self.cfg, self.data
         cmvn = data.cmvn
-        self.tokenizer = Tokenizer(data.tokens)
+        self.tokenizer = TokenTable(data.tokens)
         self.maker = FeatureMaker(data.config.frontend, cmvn, cfg.augment, cfg.seed)
         self.train_set = UtteranceDataset(data.train, self.maker, self.tokenizer) if data.train else None
         dev_maker = FeatureMaker(data.config.frontend, cmvn, NO_AUGMENT, cfg.seed)

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from uniasr.audio.features import Cmvn
+from uniasr.funasr.fsmn_vad import read_fsmn_vad_dir
 from uniasr.vad.base import SpeechSegment, VadEvent, check_samples
-from uniasr.vad.fsmn_compat import read_fsmn_vad_dir
 from uniasr.vad.fsmn_endpoint import (
     EndpointConfig,
     EndpointState,

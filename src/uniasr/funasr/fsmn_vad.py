@@ -1,5 +1,5 @@
-"""The only place FunASR names live for FSMN-VAD: model dir files, config.yaml keys, state_dict keys,
-and FunASR's streaming output format.
+"""FunASR's FSMN-VAD names: model dir files, config.yaml keys, state_dict keys, and FunASR's streaming
+output format.
 
 A FunASR ``fsmn-vad`` model dir holds ``config.yaml`` (``model: FsmnVADStreaming`` with ``model_conf``,
 ``encoder: FSMN`` with ``encoder_conf``, ``frontend: WavFrontendOnline`` with ``frontend_conf``),
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from uniasr.audio.features import Cmvn
+from uniasr.funasr.files import read_state_dict, read_yaml
 from uniasr.vad.base import VadEvent
 from uniasr.vad.fsmn_endpoint import EndpointConfig
 from uniasr.vad.fsmn_frontend import FsmnFrontendConfig
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FSMN_VAD_FILES",
     "FsmnVadFiles",
-    "is_fsmn_vad_dir",
     "read_fsmn_vad_dir",
     "state_dict_from_funasr",
     "to_funasr_events",
@@ -103,21 +103,8 @@ class FsmnVadFiles:
     cmvn: Cmvn
 
 
-def is_fsmn_vad_dir(path: str | Path) -> bool:
-    path = Path(path)
-    if not (path / "config.yaml").is_file():
-        return False
-    import yaml
-
-    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    return config.get("model") in _MODEL_CLASSES
-
-
 def read_fsmn_vad_dir(model_dir: str | Path) -> FsmnVadFiles:
     """Read a FunASR fsmn-vad model dir; errors name the missing file or offending key."""
-    import torch
-    import yaml
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"FSMN-VAD model dir {str(model_dir)!r} does not exist or is not a directory")
@@ -127,7 +114,7 @@ def read_fsmn_vad_dir(model_dir: str | Path) -> FsmnVadFiles:
             f"FSMN-VAD model dir {str(model_dir)!r} lacks {', '.join(missing)}; "
             f"a FunASR fsmn-vad dir holds {', '.join(FSMN_VAD_FILES)}"
         )
-    config = yaml.safe_load((model_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    config = read_yaml(model_dir / "config.yaml")
     if config.get("model") not in _MODEL_CLASSES:
         raise ValueError(
             f"{model_dir / 'config.yaml'}: model={config.get('model')!r} is not an FSMN VAD "
@@ -138,14 +125,7 @@ def read_fsmn_vad_dir(model_dir: str | Path) -> FsmnVadFiles:
     frontend = frontend_config_from_funasr(config)
     endpoint = endpoint_config_from_funasr(config.get("model_conf") or {}, frontend)
     encoder = encoder_config_from_funasr(config.get("encoder_conf") or {})
-    try:
-        raw = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{model_dir}: no model.pt (needed beside config.yaml and am.mvn)") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt files
-        from uniasr.model.funasr_compat import torch_load_problem
-
-        raise ValueError(f"cannot read {model_dir / 'model.pt'}: {torch_load_problem(e)}") from e
+    raw = read_state_dict(model_dir / "model.pt", "FSMN-VAD weights")
     cmvn = Cmvn.from_file(model_dir / "am.mvn")
     if cmvn.dim != frontend.feature_dim:
         raise ValueError(
@@ -212,13 +192,11 @@ _KEY_PATTERNS = [
 
 
 def state_dict_from_funasr(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """FunASR ``FsmnVADStreaming`` keys -> :class:`~uniasr.vad.fsmn_model.FsmnEncoder` keys.
+    """FunASR ``FsmnVADStreaming`` keys (`read_state_dict` took off any wrapper) ->
+    :class:`~uniasr.vad.fsmn_model.FsmnEncoder` keys.
 
     The memory kernels ``conv_left.weight`` [C, 1, lorder, 1] become [C, lorder].
     """
-    for wrapper in ("state_dict", "model"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], Mapping):
-            state_dict = state_dict[wrapper]
     converted: dict[str, Any] = {}
     for key, tensor in state_dict.items():
         for pattern, replacement in _KEY_PATTERNS:

@@ -1,4 +1,5 @@
-"""What an exported model directory holds, read and written without torch (the onnx runtime uses this).
+"""What an exported model directory holds, read without torch by the runtime (`onnx_backend`, `hub`) and
+written by `uniasr.export`.
 
 An export dir has one graph file per piece (`PIECES`) and `uniasr_export.json`: the format version, the
 model config (chunk lists, LFR, dims), tokens, CMVN, decoding defaults, the graph files and their I/O. The
