@@ -107,7 +107,8 @@ def _to_katakana_reading(text: str) -> str:
         return text.translate(_HIRA_TO_KATA)
     if not text.strip():
         return text
-    return pyopenjtalk.g2p(text, kana=True).translate(_HIRA_TO_KATA)
+    reading = pyopenjtalk.g2p(text, kana=True)  # a str (join=True)
+    return "".join(reading).translate(_HIRA_TO_KATA)
 
 
 def normalize_text(text: str, opts: NormalizeOptions) -> str:

@@ -204,7 +204,7 @@ def written_forms(graph: ContextGraph | None, tokens: Any) -> tuple[tuple[str, s
     what a kana model's converter should write for them (longest reading first)."""
     if graph is None:
         return ()
-    pairs = {}
+    pairs: dict[str, str] = {}
     for ph in graph.phrases:
         reading = "".join(tokens[i] for i in ph.token_ids)
         if ph.text and reading != ph.text:

@@ -343,17 +343,16 @@ def iter_audio_blocks(
         raise AudioError(f"block_seconds={block_seconds!r}: must be > 0")
     block = max(1, int(round(block_seconds * sample_rate)))
     label = _label(source, name)
-    is_path = isinstance(source, (str, os.PathLike)) and _url_scheme(os.fsdecode(os.fspath(source))) is None
-    if not is_path:
-        samples = load_audio(source, sample_rate, source_rate=source_rate, name=name)
-        for start in range(0, samples.shape[0], block):
-            yield samples[start : start + block]
+    if isinstance(source, (str, os.PathLike)) and _url_scheme(os.fsdecode(os.fspath(source))) is None:
+        path = Path(os.fsdecode(os.fspath(source)))
+        _check_path(path, label)
+        yield from _rebuffer(
+            _resampled_blocks(_path_blocks(path, label, block_seconds), sample_rate, label), block
+        )
         return
-    path = Path(os.fsdecode(os.fspath(source)))
-    _check_path(path, label)
-    yield from _rebuffer(
-        _resampled_blocks(_path_blocks(path, label, block_seconds), sample_rate, label), block
-    )
+    samples = load_audio(source, sample_rate, source_rate=source_rate, name=name)
+    for start in range(0, samples.shape[0], block):
+        yield samples[start : start + block]
 
 
 def _path_blocks(path: Path, label: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
@@ -450,7 +449,10 @@ def audio_duration_seconds(source: AudioSource, *, source_rate: int | None = Non
             num = array.shape[0] if array.ndim == 1 else max(array.shape) if min(array.shape) <= 8 else None
             return None if num is None else num / (source_rate or 16000)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return _probe_duration(lambda: io.BytesIO(bytes(source)))
+            data = bytes(source)
+            return _probe_duration(lambda: io.BytesIO(data))
+        if not isinstance(source, (str, os.PathLike)):
+            return None
         text = os.fsdecode(os.fspath(source))
         if _url_scheme(text) is not None or not os.path.isfile(text):
             return None

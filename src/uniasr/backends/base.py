@@ -28,7 +28,14 @@ class AcousticBackend(Protocol):
     """The model's numeric pieces. `pass_index` 1 selects encoder/predictor/decoder, 2 the second pass."""
 
     name: str
-    config: UniASRConfig
+    model: Any
+    """The torch module the backend runs (None for onnxruntime)."""
+    device: Any
+    """Where it runs: torch: the model's device (assignable: moves the model); onnxruntime: "cpu"."""
+
+    @property
+    def config(self) -> UniASRConfig:
+        """The model's configuration (read-only)."""
 
     def features_array(self, feats: np.ndarray) -> Any:
         """CMVN'd LFR features [T, F] as `Recognizer.features` hands them out (torch: a tensor)."""

@@ -55,6 +55,7 @@ class OnnxBackend:
 
     name = "onnx"
     device = "cpu"
+    model = None  # no torch module
 
     def __init__(
         self,
@@ -121,9 +122,11 @@ class OnnxBackend:
                 raise ExportDirError(f"{self.path}: {piece} was exported without encoder look-back inputs")
             return self._run(piece, feeds)[0], None
         given = look_back is not None
-        if not given:  # this chunk entry has no look-back: one masked look-back slot (index -1)
+        if look_back is None:  # this chunk entry has no look-back: one masked look-back slot (index -1)
             look_back = np.full((blocks.shape[0], 1), -1, dtype=np.int64)
             history = empty_history(encoder_config(self, pass_index), 1)
+        if history is None:
+            raise ValueError(f"{piece}: look_back given without history")
         feeds |= {"look_back": look_back, "history_k": history[0], "history_v": history[1]}
         out, new_k, new_v = self._run(piece, feeds)
         return out, ((new_k, new_v) if given else None)

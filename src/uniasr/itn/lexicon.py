@@ -46,7 +46,7 @@ class Affix:
 
 def _rows(name: str, min_fields: int, max_fields: int) -> list[tuple[int, list[str]]]:
     """(line number, fields) of the data file ``name``, fields padded with "" up to ``max_fields``."""
-    text = resources.files("uniasr.itn").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("uniasr.itn").joinpath("data").joinpath(name).read_text(encoding="utf-8")
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):

@@ -103,7 +103,7 @@ class NgramLM:
         counts: dict[int, int] = {}
         probs: list[dict[Gram, float]] = [{}]
         bows: list[dict[Gram, float]] = [{}]
-        section = None  # "data" or n
+        section: str | int | None = None  # "data" or n
         for lineno, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line:
@@ -119,8 +119,8 @@ class NgramLM:
                 probs.append({})
                 bows.append({})
             elif section == "data" and line.startswith("ngram "):
-                n, _, count = line[6:].partition("=")
-                counts[int(n)] = int(count)
+                n_text, _, count_text = line[6:].partition("=")
+                counts[int(n_text)] = int(count_text)
             elif isinstance(section, int):
                 parts = line.split()
                 try:

@@ -9,6 +9,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +177,7 @@ def cmd_client(args: argparse.Namespace) -> int:
         return 0
     failed = 0
     for path in args.inputs:
+        audio: bytes | np.ndarray
         if args.send_file:
             opts = ClientOptions(
                 wav_name=Path(path).name, wav_format=Path(path).suffix.lstrip(".") or "wav", **base

@@ -78,7 +78,7 @@ class Delivery:
     ended: bool = False  # the last final of a finished stream has been delivered
 
 
-Sink = Callable[[Delivery], None]
+Sink = Callable[[Delivery], object]
 
 
 class LimitError(AudioError):
@@ -411,7 +411,7 @@ class _Worker:
 
     def _process(self, ready: list[_Work]) -> list[list[StreamEvent] | None]:
         try:
-            return process_sessions([w.session for w in ready])
+            return list(process_sessions([w.session for w in ready]))
         except Exception:  # noqa: BLE001 - find the stream that fails, keep serving the rest
             log.exception("batched model call over %d streams failed; retrying one by one", len(ready))
         out: list[list[StreamEvent] | None] = []

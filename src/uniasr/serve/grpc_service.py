@@ -162,8 +162,8 @@ class RecognizerService:
                 d: Delivery = await deliveries.get()
                 if d.error is not None:
                     await context.abort(_status(d.error_kind), d.error)
-                for e in d.events:
-                    yield self._event(e)
+                for event in d.events:
+                    yield self._event(event)
                 if d.ended:
                     yield self.pb.RecognizeEvent(kind="end", is_final=True)
                     return

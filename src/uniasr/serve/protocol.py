@@ -231,7 +231,7 @@ def _chunk_size(value: Any) -> tuple[int, int, int]:
             f"chunk_size={_show(value)}: expected three integers [left, chunk, right] in 0..{MAX_COUNT} "
             '(chunk > 0), e.g. [5, 10, 5] or "5,10,5"'
         )
-    return tuple(sizes)  # type: ignore[return-value]
+    return tuple(sizes)
 
 
 def _hotwords(value: Any) -> str:

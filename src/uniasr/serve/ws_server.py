@@ -93,7 +93,7 @@ def token_ok(expected: str | None, path: str, headers: Any) -> bool:
 
 
 def static_file(name: str) -> bytes:
-    return resources.files("uniasr.serve").joinpath("web", name).read_bytes()
+    return resources.files("uniasr.serve").joinpath("web").joinpath(name).read_bytes()
 
 
 class WebSocketServer:

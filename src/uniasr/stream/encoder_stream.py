@@ -110,6 +110,8 @@ def push_frames(backend: AcousticBackend, pass_index: int, st: EncoderStream, fe
 def _block_inputs(st: EncoderStream, blocks: range) -> np.ndarray:
     """[len(blocks), C, in_dim] inputs of the given blocks (zeros outside 0..T-1)."""
     frames = st.layout().frames(blocks.start, blocks.stop)
+    if st.inputs is None:
+        raise ValueError("encoder stream has no input frames yet")
     inside = (frames >= 0) & (frames < st.num_frames)
     local = np.clip(frames - st.inputs_start, 0, max(st.inputs.shape[0] - 1, 0))
     out = st.inputs[local]

@@ -62,7 +62,7 @@ def add_dither(samples: np.ndarray, dither: float, rng: np.random.Generator) -> 
     """samples + N(0, dither^2) in 16-bit units (float samples in [-1, 1])."""
     if dither <= 0:
         return samples
-    noise = rng.standard_normal(samples.shape[0]).astype(np.float32) * np.float32(dither / PCM_SCALE)
+    noise = rng.standard_normal((samples.shape[0],)).astype(np.float32) * np.float32(dither / PCM_SCALE)
     return samples.astype(np.float32) + noise
 
 

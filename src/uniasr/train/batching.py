@@ -85,19 +85,21 @@ def plan_batches(
     `min_utts` unless the data is; an over-long utterance goes alone). With `rng`, ties within a length
     bucket are broken at random and the batch order is shuffled; without, sorted by length, in order.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lens = np.asarray(lengths, dtype=np.int64)
     if rng is not None:
-        perm = rng.permutation(len(lengths))
-        order = perm[np.argsort(lengths[perm] // length_bucket, kind="stable")]
+        perm = rng.permutation(len(lens))
+        order = perm[np.argsort(lens[perm] // length_bucket, kind="stable")]
     else:
-        order = np.argsort(lengths, kind="stable")
-    batches, cur, longest = [], [], 0
+        order = np.argsort(lens, kind="stable")
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
     for i in order.tolist():
-        top = max(longest, int(lengths[i]))
+        top = max(longest, int(lens[i]))
         full = (len(cur) + 1) * top > batch_bins or (max_utts is not None and len(cur) >= max_utts)
         if cur and len(cur) >= min_utts and full:
             batches.append(cur)
-            cur, top = [], int(lengths[i])
+            cur, top = [], int(lens[i])
         cur.append(i)
         longest = top
     if cur:
@@ -212,6 +214,13 @@ def small_loader(
 Shard = Path | list[Utterance]
 
 
+def _frames(u: Utterance) -> int:
+    """The utterance's LFR frame count (`with_frames` fills it in)."""
+    if u.frames is None:
+        raise ValueError(f"{u.key}: frame count unknown")
+    return u.frames
+
+
 def virtual_shards(utts: Sequence[Utterance], shard_size: int) -> list[list[Utterance]]:
     """An in-memory source cut into shards of `shard_size` utterances."""
     return [list(utts[i : i + shard_size]) for i in range(0, len(utts), shard_size)]
@@ -274,7 +283,7 @@ class ShardStream(IterableDataset):
             utts, pending = self._shard_utts(shard)
             rng = epoch_rng(self.seed, self.epoch, 1000 + index)
             plan = plan_batches(
-                [u.frames for u in utts],
+                [_frames(u) for u in utts],
                 self.cfg.batch_bins,
                 self.cfg.max_utts,
                 1,

@@ -299,12 +299,12 @@ def run_eval(args: argparse.Namespace) -> int:
     reading = score_texts(readings, hyp_readings, opts) if readings is not None else None
     if args.json:
         out = _totals_json(total, len(refs), missing)
-        if reading is not None:
+        if reading is not None and readings is not None:
             out["reading"] = _totals_json(reading[0], len(readings), reading[2])
         print(json.dumps(out, ensure_ascii=False))
     else:
         print(_report(total, per_key, missing, refs, hyps, opts, args.worst))
-        if reading is not None:
+        if reading is not None and readings is not None:
             print("reading (the model's own output):")
             print(_report(*reading, readings, hyp_readings, opts, args.worst))
     return 0

@@ -282,7 +282,9 @@ def with_frames(utts: Sequence[Utterance], cfg: FrontendConfig) -> tuple[list[Ut
         if u.frames is not None:
             good.append(u)
             continue
-        seconds = u.duration if u.duration is not None else audio_duration_seconds(u.audio)
+        seconds = u.duration
+        if seconds is None and u.audio is not None:
+            seconds = audio_duration_seconds(u.audio)
         if seconds is None:
             issues.append(DataIssue(u.key, f"unreadable audio (cannot read its header): {u.audio}"))
             continue

@@ -52,7 +52,7 @@ class DevDecoder:
         try:
             texts = greedy_texts(rec, feats, self.mode)
         except RuntimeError as e:
-            if rec.device.type == "cpu":
+            if rec.device.type == "cpu" or rec.model is None:
                 raise
             log.warning("dev CER: decoding on %s failed (%s); decoding on the CPU from now on", rec.device, e)
             self.cpu_fallback = True

@@ -56,15 +56,15 @@ class FeatureMaker:
         state["_npz"] = OrderedDict()  # open files do not travel to worker processes
         return state
 
-    def _stored_fbank(self, utt: Utterance) -> np.ndarray:
-        npz = self._npz.get(utt.fbank)
+    def _stored_fbank(self, utt: Utterance, path: str) -> np.ndarray:
+        npz = self._npz.get(path)
         if npz is None:
-            npz = np.load(utt.fbank)
-            self._npz[utt.fbank] = npz
+            npz = np.load(path)
+            self._npz[path] = npz
             if len(self._npz) > NPZ_CACHE:
                 self._npz.popitem(last=False)[1].close()
         if utt.key not in npz.files:
-            raise AudioError(f"{utt.key}: not found in feature file {utt.fbank}")
+            raise AudioError(f"{utt.key}: not found in feature file {path}")
         return np.asarray(npz[utt.key], dtype=np.float32)
 
     def fbank(self, utt: Utterance, rng: np.random.Generator | None) -> np.ndarray:
@@ -77,7 +77,9 @@ class FeatureMaker:
             ):
                 log.warning("stored fbank features: speed perturbation and dither do not apply")
                 self._warned = True
-            return self._stored_fbank(utt)
+            return self._stored_fbank(utt, utt.fbank)
+        if utt.audio is None:
+            raise AudioError(f"{utt.key}: has neither audio nor fbank")
         samples = load_audio(utt.audio, self.cfg.sample_rate, name=utt.key)
         if rng is not None and self.augment.speed_factors:
             factor = float(rng.choice(self.augment.speed_factors))
@@ -209,11 +211,14 @@ def dump_features(
         num_workers=num_workers,
         collate_fn=_identity,
     )
-    shards, issues, arrays, lines = [], [], {}, []
+    shards: list[Path] = []
+    issues: list[DataIssue] = []
+    arrays: dict[str, np.ndarray] = {}
+    lines: list[str] = []
 
     def flush() -> None:
         name = f"shard_{len(shards):05d}"
-        np.savez(out / f"{name}.npz", **arrays)
+        np.savez(out / f"{name}.npz", allow_pickle=False, **arrays)
         (out / f"{name}.jsonl").write_text("".join(lines), encoding="utf-8")
         shards.append(out / f"{name}.jsonl")
         arrays.clear()

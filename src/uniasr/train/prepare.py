@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +108,8 @@ def _shard_texts(shards: list[Path]) -> Iterator[str]:
 def _cmvn_utts(cfg: TrainConfig, train: list[Utterance] | None, shards: list[Path] | None) -> list[Utterance]:
     if train is not None:
         return train
+    if shards is None:
+        raise ValueError("no training utterances or shards to compute CMVN from")
     order = np.random.default_rng(cfg.seed).permutation(len(shards))
     picked: list[Utterance] = []
     for i in order:
@@ -138,9 +140,15 @@ def _keep_decoding(cfg: TrainConfig, exp: Path) -> None:
 
 def _prepare(cfg: TrainConfig, exp: Path, resuming: bool) -> PreparedData:
     stored = shard_files(cfg.train) if cfg.dataset_type == "large" else None
-    train, issues = (None, []) if stored is not None else _read(cfg.train)
+    train: list[Utterance] | None = None
+    issues: list[DataIssue] = []
+    texts: Iterable[str]
+    if stored is not None:
+        texts = _shard_texts(stored)
+    else:
+        train, issues = _read(cfg.train)
+        texts = (u.text for u in train)
     where = f"training data {cfg.train}"
-    texts = _shard_texts(stored) if stored is not None else (u.text for u in train)
     init_checkpoint = None
     if resuming and (exp / "tokens.json").is_file() and (exp / "model_config.yaml").is_file():
         tokens = read_token_list(exp / "tokens.json")
@@ -175,7 +183,10 @@ def _prepare(cfg: TrainConfig, exp: Path, resuming: bool) -> PreparedData:
         dev = _frames(*_read(cfg.dev), config, cfg, exp, f"dev data {cfg.dev}")
     shards: list[Shard] | None = None
     if cfg.dataset_type == "large":
-        shards = list(stored) if stored is not None else virtual_shards(train, cfg.shard_size)
+        if stored is not None:
+            shards = list(stored)
+        elif train is not None:
+            shards = list(virtual_shards(train, cfg.shard_size))
         train = None
     log.info(
         "data: %s training utterances%s, %d dev utterances; %d tokens",

@@ -119,8 +119,8 @@ class Trainer:
             for m in (model.encoder, model.predictor, model.decoder):
                 m.requires_grad_(False)
         if cfg.freeze_encoder2:
-            for m in (model.stride_conv, model.encoder2):
-                m.requires_grad_(False)
+            for module in (model.stride_conv, model.encoder2):
+                module.requires_grad_(False)
         self.objective = TrainingObjective(model, cfg.freeze_pass1, cfg.freeze_encoder2, cfg.ctc_weight).to(
             info.device
         )
@@ -294,7 +294,7 @@ class Trainer:
 
     def _log_train(self, interval: torch.Tensor, norm: float, seconds: float) -> None:
         values = summarize(all_reduce_sum(interval, self.info), self.model.cfg.loss)
-        values.update(lr=self.scheduler.get_last_lr()[0], grad_norm=norm, seconds=round(seconds, 3))
+        values.update(lr=float(self.scheduler.get_last_lr()[0]), grad_norm=norm, seconds=round(seconds, 3))
         log.info(
             "epoch %d step %d: loss %.4f (pass1 %.4f, pass2 %.4f) acc %.3f/%.3f lr %.3g%s",
             self.state.epoch + 1,
@@ -307,7 +307,12 @@ class Trainer:
             values["lr"],
             f" ctc {values['ctc']:.4f}" if "ctc" in values else "",
         )
-        self.sink.write("train", self.state.step, self.state.epoch, values)
+        self._write_metrics("train", self.state.step, self.state.epoch, values)
+
+    def _write_metrics(self, kind: str, step: int, epoch: int, values: dict) -> None:
+        if self.sink is None:
+            raise RuntimeError("the metrics sink opens when training starts")
+        self.sink.write(kind, step, epoch, values)
 
     # --- validation, snapshots, the end ---------------------------------------------------------------------
 
@@ -331,7 +336,7 @@ class Trainer:
                     continue
                 batch.to(info.device)
                 sums += self.objective(batch.feats, batch.targets, self.dev_ind, 1.0)[1]
-                if cfg.dev_cer and (limit is None or decoded < limit):
+                if rec is not None and (limit is None or decoded < limit):
                     c = self.dev_decoder.errors(rec, batch.feats, batch.texts)
                     decoded += len(batch)
                     errs += torch.tensor([c.substitutions, c.deletions, c.insertions, c.reference_length])
@@ -377,7 +382,7 @@ class Trainer:
                 dev["dev_loss"],
                 f"{100 * dev['dev_cer']:.2f}%" if "dev_cer" in dev else "n/a",
             )
-        self.sink.write("dev", st.step, st.epoch, dev or {"note": "no dev set"})
+        self._write_metrics("dev", st.step, st.epoch, dev or {"note": "no dev set"})
         self._snapshot(dev)
         go_on = True
         if "dev_loss" in dev:

@@ -113,7 +113,8 @@ class FrameVad(ABC):
     def _finish(self, state: FrameStreamState) -> tuple[list[VadEvent], np.ndarray]:
         total_ms = state.num_samples * 1000 // self.sample_rate
         probs = np.zeros(0)
-        hysteresis, events = state.hysteresis, []
+        hysteresis = state.hysteresis
+        events: list[VadEvent] = []
         if len(state.pending):
             probs, _ = self.score_frames(
                 state.model_state, _frames(state.pending, self.frame_samples, pad=True)

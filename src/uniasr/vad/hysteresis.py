@@ -77,7 +77,8 @@ def hysteresis_step(
             if silence is not None and heard_ms - silence * frame_ms >= options.min_silence_ms:
                 closing = _close(options, start, silence * frame_ms, reported, last_end, heard_ms, frame_ms)
                 events += closing
-                last_end = closing[-1].end_ms if closing else last_end
+                closed_at = closing[-1].end_ms if closing else None
+                last_end = closed_at if closed_at is not None else last_end
                 start, silence, reported = None, None, None
                 continue
         if reported is None:
@@ -105,7 +106,8 @@ def hysteresis_finish(
         total_ms,
         frame_ms,
     )
-    last_end = events[-1].end_ms if events else state.last_end_ms
+    closed_at = events[-1].end_ms if events else None
+    last_end = closed_at if closed_at is not None else state.last_end_ms
     closed = replace(
         state, start_frame=None, silence_frame=None, reported_start_ms=None, last_end_ms=last_end
     )

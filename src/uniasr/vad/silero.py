@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("nothing to do: pass --vendor")
     weights = weights_from_jit(args.jit or silero_model_path())
     VENDORED_WEIGHTS.parent.mkdir(exist_ok=True)
-    np.savez_compressed(VENDORED_WEIGHTS, **weights)
+    np.savez_compressed(VENDORED_WEIGHTS, allow_pickle=False, **weights)
     print(f"wrote {VENDORED_WEIGHTS} ({VENDORED_WEIGHTS.stat().st_size / 1e6:.1f} MB)")
 
 
