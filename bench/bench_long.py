@@ -69,6 +69,7 @@ def worker(a: argparse.Namespace) -> None:
     import torch
 
     import uniasr
+    from uniasr.longform import LongformOptions
 
     torch.set_num_threads(a.threads)
     with Timer() as load:
@@ -77,9 +78,8 @@ def worker(a: argparse.Namespace) -> None:
     rss_loaded = current_rss_mb()
     peak_reset = _reset_peak_rss()  # loading the checkpoint peaks higher than decoding; measure decoding
     with Timer() as t:
-        res = rec.transcribe(
-            a.input, mode=a.mode, beam_size=a.beam, batch_seconds=a.batch_seconds, vad=a.vad, itn=False
-        )[0]
+        long_opts = LongformOptions(a.vad, batch_seconds=a.batch_seconds)
+        res = rec.transcribe(a.input, mode=a.mode, beam_size=a.beam, longform=long_opts, itn=False)[0]
     if res.error:
         raise SystemExit(f"transcription failed: {res.error}")
     lengths = [(s.end_ms - s.start_ms) / 1000 for s in res.segments]

@@ -129,7 +129,8 @@ def test_what_is_not_supported_is_refused_by_name(rec):
 
 
 def test_automodel_vad_model_and_batch_size_s(rec):
-    expected = rec.transcribe(LONG, mode="normal", vad="silero", vad_threshold_s=60.0)
+    long = uniasr.LongformOptions("silero", threshold_s=60.0)
+    expected = rec.transcribe(LONG, mode="normal", longform=long)
     model = AutoModel(model=rec, vad_model="fsmn-vad")  # FunASR's VAD id: the bundled Silero here
     assert model.vad == "silero"
     res = model.generate(input=[str(LONG), str(SAMPLE)], batch_size_s=5, decoding_model="normal")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from uniasr.vad import HysteresisOptions
 from uniasr.vad.energy import EnergyVad
 
 RATE = 16000
-UNPADDED = dict(merge_gap_s=0.0, segment_pad_s=0.0)  # segments exactly as the VAD gives them
+UNPADDED = dict(merge_gap_s=0.0, pad_s=0.0)  # segments exactly as the VAD gives them
 ORDER = ("speech_10s", "long_35s", "short_0_7s", "speech_10s", "long_35s", "short_0_7s")
 GAPS_S = (3.0, 4.2, 3.5, 5.1, 3.3, 4.4, 3.0)  # silence before each clip, and after the last
 
@@ -131,7 +132,8 @@ def test_long_segments_split_at_quiet_points(constructed):
 
 def test_long_input_equals_its_segments_transcribed_alone(tiny_recognizer, constructed):
     rec, (x, expected) = tiny_recognizer, constructed
-    r = rec.transcribe(x, vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1, **UNPADDED)[0]
+    long = LongformOptions(_energy_vad(), 60, max_segment_s=40, **UNPADDED)
+    r = rec.transcribe(x, longform=long, beam_size=1)[0]
     assert r.error is None and r.duration_s == pytest.approx(len(x) / RATE)
     assert _spans(r.segments) == expected
     assert r.text == join_segment_texts([s.text for s in r.segments])  # a space where no punctuation ends one
@@ -139,7 +141,8 @@ def test_long_input_equals_its_segments_transcribed_alone(tiny_recognizer, const
     assert r.tokens == [t for s in r.segments for t in s.tokens]
     assert r.timestamps == [t for s in r.segments for t in s.timestamps]
     assert len(r.token_ids) == len(r.tokens) and r.score == pytest.approx(sum(s.score for s in r.segments))
-    alone = rec.transcribe([x[s * 16 : e * 16] for s, e in expected], vad=None, beam_size=1)
+    pieces = [x[s * 16 : e * 16] for s, e in expected]
+    alone = rec.transcribe(pieces, longform=LongformOptions(None), beam_size=1)
     for seg, ref in zip(r.segments, alone):
         assert seg.tokens == ref.tokens and seg.text == ref.text
         assert seg.score == pytest.approx(ref.score, rel=1e-5, abs=1e-4)
@@ -157,15 +160,16 @@ def test_file_and_unknown_duration_inputs_take_the_same_path(
     rec, (x, expected) = tiny_recognizer, constructed
     path = tmp_path / "long.wav"
     sf.write(path, x, RATE, subtype="FLOAT")
-    kw = dict(vad=_energy_vad(), vad_threshold_s=60, max_segment_s=40, beam_size=1, mode="fast", **UNPADDED)
+    long = LongformOptions(_energy_vad(), 60, max_segment_s=40, **UNPADDED)
+    kw = dict(longform=long, beam_size=1, mode="fast")
     from_array = rec.transcribe(x, **kw)[0]
     from_file = rec.transcribe(path, **kw)[0]
     monkeypatch.setattr(longform, "audio_duration_seconds", lambda *a, **k: None)
     unknown = rec.transcribe(path, **kw)[0]
     for r in (from_file, unknown):
         assert _spans(r.segments) == expected and r.tokens == from_array.tokens
-    short = rec.transcribe(path, **{**kw, "vad_threshold_s": 200})[0]  # unknown duration, under the threshold
-    whole = rec.transcribe(x, **{**kw, "vad": None})[0]
+    short = rec.transcribe(path, **{**kw, "longform": replace(long, threshold_s=200)})[0]  # unknown, under it
+    whole = rec.transcribe(x, **{**kw, "longform": replace(long, vad=None)})[0]
     for r in (short, whole):
         assert len(r.segments) == 1 and _spans(r.segments) == [(0, round(len(x) / 16))]
         assert r.segments[0].tokens == r.tokens
@@ -174,7 +178,7 @@ def test_file_and_unknown_duration_inputs_take_the_same_path(
 
 def test_itn_is_applied_to_each_segment(tiny_recognizer, constructed, monkeypatch):
     rec, (x, _) = tiny_recognizer, constructed
-    kw = dict(vad=_energy_vad(), max_segment_s=40, beam_size=1, mode="fast")
+    kw = dict(longform=LongformOptions(_energy_vad(), max_segment_s=40), beam_size=1, mode="fast")
     plain = rec.transcribe(x, **kw)[0]
     import uniasr.itn
 
@@ -190,10 +194,13 @@ def test_itn_is_applied_to_each_segment(tiny_recognizer, constructed, monkeypatc
 def test_progress_counts_seconds(tiny_recognizer, constructed):
     rec, (x, _) = tiny_recognizer, constructed
     seen: list[float] = []
+    inputs: list[int] = []
     rec.transcribe(
-        [x, INPUTS / "speech_10s.wav"], vad=_energy_vad(), mode="fast", beam_size=1, batch_seconds=20,
-        progress_seconds=seen.append,
+        [x, INPUTS / "speech_10s.wav"], longform=LongformOptions(_energy_vad(), batch_seconds=20),
+        mode="fast", beam_size=1, progress=lambda p: (seen.append(p.seconds), inputs.append(p.inputs)),
     )  # fmt: skip
+    assert sum(inputs) == 2
+    seen = [s for s in seen if s]
     assert len(seen) > 3 and all(s >= 0 for s in seen)
     assert sum(seen) == pytest.approx(len(x) / RATE + 10.0, abs=0.01)
 
@@ -230,7 +237,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     from uniasr.vad.energy import EnergyVad
     rec = uniasr.load(sys.argv[1])
     vad = EnergyVad(options=HysteresisOptions(min_speech_ms=100, min_silence_ms=1800, speech_pad_ms=0))
-    r = rec.transcribe(sys.argv[2], vad=vad, beam_size=1, mode="fast")[0]
+    r = rec.transcribe(sys.argv[2], longform=uniasr.LongformOptions(vad), beam_size=1, mode="fast")[0]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_mb": peak_mb, "segments": len(r.segments), "seconds": r.duration_s}))
     """

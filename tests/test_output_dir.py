@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from uniasr.longform import LongformOptions
 from uniasr.output.kaldi_dir import output_dir_files, write_output_dir
 from uniasr.pipeline import utterance_rtf
 from uniasr.result import Alternative, Result
@@ -58,7 +59,7 @@ def test_output_dir_files_and_fewer_alternatives(tmp_path):
 
 def test_rtf_is_per_utterance(tiny_recognizer):
     t0 = time.perf_counter()
-    results = tiny_recognizer.transcribe(CLIPS, mode="normal", batch_seconds=600)  # one batch
+    results = tiny_recognizer.transcribe(CLIPS, mode="normal", longform=LongformOptions(batch_seconds=600))
     wall = time.perf_counter() - t0
     rtfs = [r.rtf for r in results]
     assert all(math.isfinite(x) and x > 0 for x in rtfs)

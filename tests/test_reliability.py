@@ -28,6 +28,7 @@ from uniasr.audio import url as audio_url
 from uniasr.audio.io import AudioError, load_audio
 from uniasr.bundle import DecodeError
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, SearchState, beam_search
+from uniasr.longform import LongformOptions
 from uniasr.output.kaldi_dir import write_output_dir
 from uniasr.pipeline import Recognizer
 from uniasr.result import Result
@@ -103,11 +104,11 @@ def test_a_failing_input_is_named_and_its_neighbours_keep_their_results(tiny_rec
 
     monkeypatch.setattr(Recognizer, "decode_features", flaky)
     inputs = [SHORT, INPUTS / "long_35s.wav", SPEECH]
-    got = rec.transcribe(inputs, errors="report", batch_seconds=1000)
+    got = rec.transcribe(inputs, errors="report", longform=LongformOptions(batch_seconds=1000))
     assert [r.token_ids for r in (got[0], got[2])] == [r.token_ids for r in want]
     assert got[1].error.startswith("long_35s (") and "out of memory" in got[1].error
     with pytest.raises(DecodeError, match=r"long_35s \(.*long_35s.wav\): decoding failed"):
-        rec.transcribe(inputs, batch_seconds=1000)
+        rec.transcribe(inputs, longform=LongformOptions(batch_seconds=1000))
 
 
 def test_a_short_stream_gets_an_empty_final(tiny_recognizer):
@@ -127,7 +128,7 @@ def test_energy_vad_short_segments_decode(tiny_recognizer):
     parts.append(load_audio(SHORT))
     x = np.concatenate(parts)
     vad = EnergyVad(options=HysteresisOptions(min_speech_ms=20, min_silence_ms=300))
-    r = rec.transcribe(x, vad=vad, vad_threshold_s=5.0)[0]
+    r = rec.transcribe(x, longform=LongformOptions(vad, threshold_s=5.0))[0]
     assert r.error is None and len(r.segments) >= 10
 
 
@@ -135,7 +136,7 @@ def test_a_failing_long_form_segment_names_its_input_and_time(tiny_recognizer, m
     rec = tiny_recognizer
     monkeypatch.setattr(Recognizer, "decode_features", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     x = np.concatenate([np.zeros(RATE, np.float32), load_audio(SHORT), np.zeros(RATE * 2, np.float32)])
-    got = rec.transcribe([x, SHORT], vad="energy", vad_threshold_s=2.0, errors="report")
+    got = rec.transcribe([x, SHORT], longform=LongformOptions("energy", threshold_s=2.0), errors="report")
     assert (
         got[0].error.startswith("array_0 [") and " ms]: decoding failed (RuntimeError: boom)" in got[0].error
     )
@@ -207,13 +208,13 @@ def test_no_vad_on_a_long_file_is_decoded_in_pieces_never_whole(tiny_recognizer,
         raise AssertionError("a long input must not be loaded whole")
 
     monkeypatch.setattr(longform, "load_audio", whole)
-    r = tiny_recognizer.transcribe(path, vad=None, max_whole_s=15, max_segment_s=8)[0]
+    r = tiny_recognizer.transcribe(path, longform=LongformOptions(None, max_whole_s=15, max_segment_s=8))[0]
     assert r.error is None and r.duration_s == pytest.approx(35.0)
     spans = [(s.start_ms, s.end_ms) for s in r.segments]
     assert spans[0][0] == 0 and spans[-1][1] == 35_000  # all of it, no VAD dropping anything
     assert all(b - a <= 8000 for a, b in spans) and all(p[1] == q[0] for p, q in zip(spans, spans[1:]))
     monkeypatch.undo()
-    short = tiny_recognizer.transcribe(path, vad=None)[0]  # under max_whole_s: decoded whole, as before
+    short = tiny_recognizer.transcribe(path, longform=LongformOptions(None))[0]  # under max_whole_s: whole
     assert len(short.segments) == 1
 
 

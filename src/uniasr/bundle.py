@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,10 +18,11 @@ import numpy as np
 from uniasr.audio.features import Frontend
 from uniasr.audio.io import AudioError
 from uniasr.backends.base import AcousticBackend
+from uniasr.decode.context import ContextGraph
 from uniasr.decode.passes import PassResult, decode
 from uniasr.decode.search import Hypothesis, SearchOptions
 from uniasr.decode.tokens import TokenTable
-from uniasr.hotwords import DEFAULT_WEIGHT, HotwordLimits, build_graph, parse_hotwords, written_forms
+from uniasr.hotwords import DEFAULT_WEIGHT, Hotword, HotwordLimits, build_graph, parse_hotwords, written_forms
 from uniasr.kana_kanji import KanaKanjiConverter, UserWords
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.result import Result, hypotheses_to_result
@@ -28,7 +30,6 @@ from uniasr.result import Result, hypotheses_to_result
 if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runtime works without it
     import torch
 
-    from uniasr.decode.context import ContextGraph
     from uniasr.decode.lm_fusion import TokenLMFusion
     from uniasr.model.uniasr import UniASR
 
@@ -40,6 +41,10 @@ class DecodeError(RuntimeError):
 
 
 TEXT_FORMS = ("auto", "written", "kana")
+
+HotwordSpec = str | Path | Mapping[str, float] | Sequence[str | Hotword] | ContextGraph
+"""Hotwords as `transcribe()` and `StreamingSession` take them (see `uniasr.hotwords`): a path, a text of
+lines, {phrase: weight}, a list of phrases, or a graph made once by `ModelBundle.hotword_graph`."""
 
 
 class ModelBundle:
@@ -107,13 +112,14 @@ class ModelBundle:
     # --- contextual decoding ------------------------------------------------------------------------------
 
     def hotword_graph(
-        self, hotwords: Any, weight: float | None = None, limits: HotwordLimits = HotwordLimits()
+        self,
+        hotwords: HotwordSpec | None,
+        weight: float | None = None,
+        limits: HotwordLimits = HotwordLimits(),
     ) -> ContextGraph | None:
         """A hotword list (a path, text lines, {phrase: weight}, a list; see `uniasr.hotwords`) in this
         model's token space, for `transcribe(hotwords=...)` / `StreamingSession(hotwords=...)`; None when
         empty. A ContextGraph is passed through. `weight`: the bonus per token of phrases without one."""
-        from uniasr.decode.context import ContextGraph
-
         if hotwords is None or isinstance(hotwords, ContextGraph):
             return hotwords
         return build_graph(
@@ -135,12 +141,12 @@ class ModelBundle:
     @property
     def model(self) -> UniASR | None:
         """The torch module (None for backends without one)."""
-        return getattr(self.backend, "model", None)
+        return self.backend.model
 
     @property
     def device(self) -> Any:
         """The torch backend's device (assignable: moves the model); "cpu" for onnxruntime."""
-        return getattr(self.backend, "device", "cpu")
+        return self.backend.device
 
     @device.setter
     def device(self, device: Any) -> None:

@@ -132,7 +132,26 @@ def _format_result(r, fmt: str, options=None) -> str:
     return formats.format_result(r, fmt, options or formats.CueOptions()).rstrip("\n")
 
 
+def longform_options(args: argparse.Namespace):
+    """The LongformOptions of the transcribe arguments (--vad, --max-segment, --merge-gap, ...)."""
+    from uniasr.longform import LongformOptions
+
+    given = {"merge_gap_s": args.merge_gap, "pad_s": args.segment_pad}
+    return LongformOptions(
+        args.vad, args.vad_threshold, max_segment_s=args.max_segment, batch_seconds=args.batch_seconds,
+        max_whole_s=args.max_whole, **{k: v for k, v in given.items() if v is not None},
+    )  # fmt: skip
+
+
+def _show_progress(bar, by_seconds: bool, done) -> None:
+    """tqdm `bar` in seconds of audio or in inputs (a `uniasr.pipeline.Progress`)."""
+    step = done.seconds if by_seconds else done.inputs
+    if step:
+        bar.update(step)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from functools import partial
     from pathlib import Path
 
     from tqdm import tqdm
@@ -166,28 +185,25 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     cue = formats.CueOptions(max_line_width=args.line_width)
     kwargs = dict(
         mode=args.mode, beam_size=args.beam, nbest=args.nbest, source_rate=args.sample_rate, itn=itn,
-        batch_seconds=args.batch_seconds, vad=args.vad, vad_threshold_s=args.vad_threshold,
-        max_segment_s=args.max_segment, max_whole_s=args.max_whole, hotwords=hotwords,
+        longform=longform_options(args), hotwords=hotwords,
     )  # fmt: skip
-    for name, value in (("merge_gap_s", args.merge_gap), ("segment_pad_s", args.segment_pad)):
-        if value is not None:
-            kwargs[name] = value
     show = sys.stderr.isatty() and info.is_main
     mine = sharding.shard(pairs, info.rank, info.world_size)
     durations = [audio_duration_seconds(src) for _, src in mine] if show else []
     by_seconds = show and all(d is not None for d in durations)
     total = sum(durations) if by_seconds else len(mine)
     bar = tqdm(total=round(total, 1), unit="s" if by_seconds else "utt", disable=not show, file=sys.stderr)
-    progress = {"progress_seconds": bar.update} if by_seconds else {"progress": bar.update}
+    progress = partial(_show_progress, bar, by_seconds)
     try:
         if info.sharded:
             job = sharding.ShardJob(
                 out, args.format, args.overwrite, barrier_timeout_s=args.shard_timeout, cue_options=cue
             )
-            return sharding.run_rank(rec, pairs, info, job, {**kwargs, **progress}).exit_code
+            return sharding.run_rank(rec, pairs, info, job, {**kwargs, "progress": progress}).exit_code
         results = rec.transcribe(
-            args.inputs, errors="report", output_dir=out, overwrite=args.overwrite, **progress, **kwargs
-        )
+            args.inputs, errors="report", output_dir=out, overwrite=args.overwrite, progress=progress,
+            **kwargs,
+        )  # fmt: skip
     finally:
         bar.close()
     write_errors = []

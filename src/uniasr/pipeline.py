@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from uniasr.audio.features import Cmvn, Frontend
-from uniasr.audio.io import AudioError, expand_inputs, input_name
-from uniasr.bundle import DecodeError, ModelBundle
+from uniasr.audio.io import AudioError, AudioSource, expand_inputs, input_name
+from uniasr.bundle import DecodeError, HotwordSpec, ModelBundle
+from uniasr.decode.search import SearchOptions
 from uniasr.decode.tokens import TokenTable
 from uniasr.kana_kanji import KanaKanjiConverter
 from uniasr.longform import LongformOptions, finish_short_result, read_or_transcribe
-from uniasr.model.modes import mode_settings
+from uniasr.model.modes import Mode, as_mode
 from uniasr.output.kaldi_dir import output_dir_files, refuse_existing, write_output_dir
 from uniasr.result import Result
 
@@ -26,8 +28,9 @@ if TYPE_CHECKING:  # torch is imported only by the torch backend: the onnx runti
 
 log = logging.getLogger(__name__)
 
-
-LONG_DEFAULTS = LongformOptions()
+Inputs = AudioSource | Sequence[AudioSource]
+"""What `transcribe()` takes: one input (path, URL, bytes, array, wav.scp / jsonl list) or a sequence."""
+ErrorPolicy = Literal["raise", "report"]
 
 
 class Recognizer(ModelBundle):
@@ -55,27 +58,21 @@ class Recognizer(ModelBundle):
 
     def transcribe(
         self,
-        inputs: Any,
+        inputs: Inputs,
         *,
-        mode: str | None = None,
+        mode: Mode | None = None,
+        search: SearchOptions | None = None,
+        longform: LongformOptions | None = None,
         beam_size: int | None = None,
-        nbest: int = 1,
+        nbest: int | None = None,
+        hotwords: HotwordSpec | None = None,
+        hotword_weight: float | None = None,
+        itn: bool = False,
         source_rate: int | None = None,
-        batch_seconds: float = 120.0,
-        errors: str = "raise",
+        errors: ErrorPolicy = "raise",
         output_dir: str | Path | None = None,
         overwrite: bool = False,
-        progress: Callable[[int], None] | None = None,
-        vad: Any = "auto",
-        vad_threshold_s: float = 60.0,
-        max_segment_s: float = 30.0,
-        itn: bool = False,
-        progress_seconds: Callable[[float], None] | None = None,
-        max_whole_s: float = 600.0,
-        merge_gap_s: float = LONG_DEFAULTS.merge_gap_s,
-        segment_pad_s: float = LONG_DEFAULTS.pad_s,
-        hotwords: Any = None,
-        hotword_weight: float | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> list[Result]:
         """Recognise one input or a list of inputs (paths, URLs, bytes, arrays, wav.scp files).
 
@@ -83,86 +80,141 @@ class Recognizer(ModelBundle):
         None at the model's rate (16 kHz), as FunASR does; pass `source_rate` for audio at any other rate.
 
         mode: fast | normal | offline (default: the model dir's decoding.yaml, else normal).
-        Utterances are decoded in length-sorted batches of at most `batch_seconds` of audio; results come
-        back in input order. errors="raise" stops at the first bad input; "report" returns a Result with
-        `error` set for it and goes on; either way the error names the input, and an input that fails in a
-        batch never costs the others their results (the batch is decoded again one by one).
-        `progress(n)` is called as inputs finish.
+        search: the beam search (default: the model dir's decoding.yaml); `beam_size` and `nbest` are
+        shorthands for it (give one or the other). The n-gram LM of `use_lm` is fused unless `search`
+        has its own.
+        longform: how inputs are segmented and batched (`LongformOptions`, defaults chosen on the dev set,
+        see the README): short inputs are decoded whole in length-sorted batches of at most
+        `batch_seconds` of audio; long ones (over `threshold_s`) block by block, cut by a VAD into
+        segments (their Result has one Segment per speech segment); `vad=None`: no speech detection.
+        Results come back in input order.
 
-        Long inputs (over `vad_threshold_s` seconds) are decoded block by block and cut by a VAD into
-        segments of at most `max_segment_s` (see `uniasr.longform`); their Result has one Segment per
-        speech segment. VAD segments less than `merge_gap_s` apart are decoded as one, and each with
-        `segment_pad_s` of the audio around it (defaults chosen on the dev set, see the README).
-        vad: "auto" (Silero at 8/16 kHz, else energy), "silero", "energy", "fsmn:<dir>",
-        a detector object, or None for no speech detection: inputs of up to `max_whole_s` are decoded whole,
-        longer ones (to bound memory) in pieces of at most `max_segment_s` cut at quiet points, all audio
-        included. `itn` applies Japanese inverse text
-        normalisation to each text. `progress_seconds(s)` is called with seconds of audio done.
+        errors="raise" stops at the first bad input; "report" returns a Result with `error` set for it and
+        goes on; either way the error names the input, and an input that fails in a batch never costs the
+        others their results (the batch is decoded again one by one). `progress` is called with the
+        inputs and seconds of audio finished since its last call. `itn` applies Japanese inverse text
+        normalisation to each text.
 
         hotwords: phrases to favour (a path, text lines, {phrase: weight}, a list, or a ContextGraph from
         `hotword_graph`; rules in `uniasr.hotwords`), each with `hotword_weight` nats per token unless it
-        gives its own. The n-gram LM of `use_lm` is fused too.
+        gives its own.
         """
-        mode = mode or self.defaults.mode
-        mode_settings(mode)
+        mode = as_mode(mode or self.defaults.mode)
         if errors not in ("raise", "report"):
             raise ValueError(f"errors={errors!r}; valid: 'raise', 'report'")
-        opts = self.search_options(beam_size, nbest, self.hotword_graph(hotwords, hotword_weight))
+        opts = self._search_for(search, beam_size, nbest, hotwords, hotword_weight)
+        long_opts = longform if longform is not None else LongformOptions()
         if output_dir is not None and not overwrite:
-            refuse_existing(output_dir_files(output_dir, nbest), "; nothing was decoded")
+            refuse_existing(output_dir_files(output_dir, opts.nbest), "; nothing was decoded")
         pairs = expand_inputs(inputs, source_rate=source_rate)
-        results: dict[int, Result] = {}
-        loaded: list[tuple[int, str, torch.Tensor, float]] = []
-        names: dict[int, str] = {}  # how errors name each input (key and path or URL)
-        own_s: dict[int, float] = {}  # each input's own reading + feature time (s)
-        long_opts = LongformOptions(
-            vad, vad_threshold_s, max_segment_s=max_segment_s, batch_seconds=batch_seconds,
-            max_whole_s=max_whole_s, merge_gap_s=merge_gap_s, pad_s=segment_pad_s,
-        )  # fmt: skip
+        run = _Run(mode, opts, long_opts, itn, source_rate, errors == "raise", progress or _no_progress)
         for i, (key, source) in enumerate(pairs):
-            try:
-                started = time.perf_counter()
-                samples = read_or_transcribe(
-                    self, key, source, mode=mode, opts=opts, options=long_opts, source_rate=source_rate,
-                    itn=itn, progress_seconds=progress_seconds,
-                )  # fmt: skip
-                if isinstance(samples, Result):  # a long input, already recognised segment by segment
-                    results[i] = samples
-                    if progress:
-                        progress(1)
-                    continue
-                names[i] = input_name(key, source)
-                loaded.append((i, key, self.features(samples, names[i]), len(samples) / self.sample_rate))
-                own_s[i] = time.perf_counter() - started
-            except (AudioError, OSError, DecodeError) as e:
-                if errors == "raise":
-                    raise
-                log.warning("%s", e)
-                results[i] = Result(key, mode=mode, error=str(e))
-                if progress:
-                    progress(1)
-        for batch in _batches(loaded, batch_seconds):
-            t0 = time.perf_counter()
-            decoded = self.decode_each([names[b[0]] for b in batch], [b[2] for b in batch], mode, opts)
-            elapsed = time.perf_counter() - t0
-            for (i, key, _, seconds), got in zip(batch, decoded):
-                if isinstance(got, DecodeError):
-                    if errors == "raise":
-                        raise got
-                    log.warning("%s", got)
-                    results[i] = Result(key, mode=mode, duration_s=seconds, error=str(got))
-                    continue
-                r = self.make_result(key, got[0], got[1], mode, seconds, opts.hotwords)
-                results[i] = finish_short_result(r, itn)
-                results[i].rtf = utterance_rtf(own_s[i], elapsed, seconds, sum(b[3] for b in batch))
-            if progress:
-                progress(len(batch))
-            if progress_seconds:
-                progress_seconds(sum(b[3] for b in batch))
-        ordered = [results[i] for i in range(len(pairs))]
+            self._read_one(run, i, key, source)
+        for batch in _batches(run.loaded, long_opts.batch_seconds):
+            self._decode_batch(run, batch)
+        ordered = [run.results[i] for i in range(len(pairs))]
         if output_dir is not None:
-            write_output_dir(ordered, output_dir, overwrite=overwrite, nbest=nbest)
+            write_output_dir(ordered, output_dir, overwrite=overwrite, nbest=opts.nbest)
         return ordered
+
+    def _search_for(
+        self,
+        search: SearchOptions | None,
+        beam_size: int | None,
+        nbest: int | None,
+        hotwords: HotwordSpec | None,
+        hotword_weight: float | None,
+    ) -> SearchOptions:
+        if search is not None and (beam_size is not None or nbest is not None):
+            raise ValueError(
+                f"search= and beam_size={beam_size!r}/nbest={nbest!r} were both given; set them in search="
+            )
+        opts = search if search is not None else self.search_options(beam_size, nbest or 1)
+        graph = self.hotword_graph(hotwords, hotword_weight)
+        if graph is not None:
+            opts = replace(opts, hotwords=graph)
+        if opts.lm is None and self.lm is not None:
+            opts = replace(opts, lm=self.lm)
+        return opts
+
+    def _read_one(self, run: _Run, i: int, key: str, source: AudioSource) -> None:
+        """Input `i`: a short one is loaded into `run.loaded`; a long one is recognised (`run.results`)."""
+        try:
+            started = time.perf_counter()
+            samples = read_or_transcribe(
+                self, key, source, mode=run.mode, opts=run.opts, options=run.longform,
+                source_rate=run.source_rate, itn=run.itn, progress_seconds=run.seconds_done,
+            )  # fmt: skip
+            if isinstance(samples, Result):  # a long input, already recognised segment by segment
+                run.results[i] = samples
+                run.progress(Progress(inputs=1))
+                return
+            run.names[i] = input_name(key, source)
+            seconds = len(samples) / self.sample_rate
+            run.loaded.append((i, key, self.features(samples, run.names[i]), seconds))
+            run.own_s[i] = time.perf_counter() - started
+        except (AudioError, OSError, DecodeError) as e:
+            if run.raise_errors:
+                raise
+            log.warning("%s", e)
+            run.results[i] = Result(key, mode=run.mode, error=str(e))
+            run.progress(Progress(inputs=1))
+
+    def _decode_batch(self, run: _Run, batch: list[_Loaded]) -> None:
+        """One length-sorted batch of short inputs -> their Results (with their share of the time)."""
+        t0 = time.perf_counter()
+        decoded = self.decode_each(
+            [run.names[b[0]] for b in batch], [b[2] for b in batch], run.mode, run.opts
+        )
+        elapsed = time.perf_counter() - t0
+        batch_seconds = sum(b[3] for b in batch)
+        for (i, key, _, seconds), got in zip(batch, decoded):
+            if isinstance(got, DecodeError):
+                if run.raise_errors:
+                    raise got
+                log.warning("%s", got)
+                run.results[i] = Result(key, mode=run.mode, duration_s=seconds, error=str(got))
+                continue
+            r = self.make_result(key, got[0], got[1], run.mode, seconds, run.opts.hotwords)
+            run.results[i] = finish_short_result(r, run.itn)
+            run.results[i].rtf = utterance_rtf(run.own_s[i], elapsed, seconds, batch_seconds)
+        run.progress(Progress(inputs=len(batch), seconds=batch_seconds))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Work finished since the last `transcribe(progress=...)` call: whole inputs and seconds of audio
+    (a long input reports its seconds segment batch by segment batch, then itself as one input)."""
+
+    inputs: int = 0
+    seconds: float = 0.0
+
+
+_Loaded = tuple[int, str, Any, float]  # input index, key, features [T, F], seconds
+
+
+@dataclass
+class _Run:
+    """The settings and the state of one `transcribe()` call."""
+
+    mode: Mode
+    opts: SearchOptions
+    longform: LongformOptions
+    itn: bool
+    source_rate: int | None
+    raise_errors: bool
+    progress: Callable[[Progress], None]
+    results: dict[int, Result] = field(default_factory=dict)
+    loaded: list[_Loaded] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # how errors name each input (key and path or URL)
+    own_s: dict[int, float] = field(default_factory=dict)  # each input's own reading + feature time (s)
+
+    def seconds_done(self, seconds: float) -> None:
+        self.progress(Progress(seconds=seconds))
+
+
+def _no_progress(_: Progress) -> None:
+    pass
 
 
 def utterance_rtf(own_s: float, batch_s: float, seconds: float, batch_seconds: float) -> float:
@@ -172,9 +224,10 @@ def utterance_rtf(own_s: float, batch_s: float, seconds: float, batch_seconds: f
     return (own_s + batch_s * seconds / max(batch_seconds, 1e-9)) / max(seconds, 1e-9)
 
 
-def _batches(items: list[tuple[int, str, torch.Tensor, float]], batch_seconds: float):
+def _batches(items: list[_Loaded], batch_seconds: float) -> Iterator[list[_Loaded]]:
     """Length-sorted batches whose total audio stays under `batch_seconds` (a long item goes alone)."""
-    batch, total = [], 0.0
+    batch: list[_Loaded] = []
+    total = 0.0
     for item in sorted(items, key=lambda x: x[3]):
         if batch and total + item[3] > batch_seconds:
             yield batch

@@ -166,7 +166,7 @@ def run_rank(
 ) -> RankOutcome:
     """Recognise this rank's share of ``pairs`` (key, source), then take part in the merge.
 
-    ``transcribe_kwargs`` go to :meth:`Recognizer.transcribe` (mode, beam_size, vad, itn, progress, ...).
+    ``transcribe_kwargs`` go to :meth:`Recognizer.transcribe` (mode, search, longform, itn, progress, ...).
     Never raises for a failure of the recognition itself: it is recorded in the shard and in the report.
     """
     keys = [k for k, _ in pairs]
@@ -221,7 +221,9 @@ def _recognise_shard(
             )
             if errors:
                 raise OSError("; ".join(errors))
-        write_output_dir(results, part_dir, overwrite=True, nbest=kwargs.get("nbest", 1))
+        search = kwargs.get("search")
+        nbest = search.nbest if search is not None else kwargs.get("nbest") or 1
+        write_output_dir(results, part_dir, overwrite=True, nbest=nbest)
 
 
 def _transcribe_chunk(

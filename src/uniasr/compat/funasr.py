@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from uniasr.compat.common import check_mode, hotword_kwargs, load_named
+from uniasr.longform import LongformOptions
 from uniasr.result import Result
 
 # FunASR's VAD model names -> uniasr VAD specs: its FSMN-VAD id means "a VAD", which here is the bundled
@@ -66,8 +67,7 @@ class AutoModel:
             mode=check_mode(chosen, "decoding_model"),
             nbest=nbest,
             source_rate=fs,
-            batch_seconds=float(batch_size_s),
-            vad=self.vad,
+            longform=LongformOptions(self.vad, batch_seconds=float(batch_size_s)),
             output_dir=output_dir,
             overwrite=True,
             **hotword_kwargs(rec, hotword),

@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
-MODES = {"fast": (0, 1), "normal": (0, 2), "offline": (1, 2)}
+from typing import Literal, cast
+
+Mode = Literal["fast", "normal", "offline"]
+"""fast: pass 1 only; normal: both passes, streaming chunks; offline: both passes, big chunks."""
+
+MODES: dict[str, tuple[int, int]] = {"fast": (0, 1), "normal": (0, 2), "offline": (1, 2)}
 
 
 def mode_settings(mode: str) -> tuple[int, int]:
@@ -16,3 +21,12 @@ def mode_settings(mode: str) -> tuple[int, int]:
     except KeyError:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}") from None
 
+
+def as_mode(mode: str) -> Mode:
+    """`mode` checked (ValueError naming the valid ones) and typed as a Mode.
+
+    >>> as_mode("fast")
+    'fast'
+    """
+    mode_settings(mode)
+    return cast(Mode, mode)

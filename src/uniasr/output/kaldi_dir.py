@@ -122,9 +122,9 @@ def merge_output_dirs(
     `overwrite`."""
     lines: dict[str, dict[str, dict[str, str]]] = {}  # rank dir -> file -> key -> line
     for part in parts:
-        for recog in sorted(Path(part).glob("*best_recog")):
-            for name in files_of(recog.name):
-                lines.setdefault(recog.name, {}).setdefault(name, {}).update(_read_lines(recog / name))
+        for rank_dir in sorted(Path(part).glob("*best_recog")):
+            for name in files_of(rank_dir.name):
+                lines.setdefault(rank_dir.name, {}).setdefault(name, {}).update(_read_lines(rank_dir / name))
     lines.setdefault(recog_dir_name(1), {})
     out = Path(output_dir)
     if not overwrite and any((out / d / name).exists() for d in lines for name in files_of(d)):

@@ -27,7 +27,7 @@ from uniasr.audio.io import AudioError
 from uniasr.bundle import ModelBundle
 from uniasr.decode.passes import Encoded, PassResult, stride_window
 from uniasr.decode.search import SearchOptions
-from uniasr.model.modes import mode_settings
+from uniasr.model.modes import Mode, mode_settings
 from uniasr.result import Result, best_tokens
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
 from uniasr.stream.endpoint import EndpointConfig, EndpointState, check_endpoint
@@ -99,7 +99,7 @@ class StreamingSession:
     def __init__(
         self,
         recognizer: ModelBundle,
-        mode: str = "normal",
+        mode: Mode = "normal",
         beam_size: int | None = None,
         endpoint: EndpointConfig | None = None,
         vad=None,

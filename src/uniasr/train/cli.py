@@ -277,11 +277,13 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.ref}: no audio to decode; give a data dir / manifest or --hyp")
         import uniasr
         from uniasr.cli import apply_context_args
+        from uniasr.longform import LongformOptions
 
         rec = uniasr.load(args.model, device=args.device, text_form=args.text)
         results = rec.transcribe(
             [a for _, a in audio], mode=args.mode, beam_size=args.beam, errors="report",
-            batch_seconds=args.batch_seconds, hotwords=apply_context_args(rec, args),
+            longform=LongformOptions(batch_seconds=args.batch_seconds),
+            hotwords=apply_context_args(rec, args),
         )  # fmt: skip
         for (key, _), r in zip(audio, results):
             r.key = key
