@@ -2,6 +2,7 @@
 
     files.py         the YAML reader, the torch-file reader (plain tensors only), ModelDirError
     model_config.py  config.yaml (FunASR 1.x and ModelScope 0.x keys) <-> UniASRConfig
+    frontend_conf.py the frontend_conf keys, shared by the UniASR and FSMN-VAD config.yaml
     state_dict.py    FunASR parameter names <-> ours; loading and writing `model.pt`
     model_dir.py     a model dir: config.yaml, model.pt/model.pb, tokens.json/token_list, am.mvn,
                      decoding.yaml, configuration.json; writing FunASR 1.x dirs

@@ -17,6 +17,7 @@ from typing import Any
 
 from uniasr.audio.features import Cmvn
 from uniasr.funasr.files import read_state_dict, read_yaml
+from uniasr.funasr.frontend_conf import frontend_fields
 from uniasr.vad.base import VadEvent
 from uniasr.vad.fsmn_endpoint import EndpointConfig
 from uniasr.vad.fsmn_frontend import FsmnFrontendConfig
@@ -80,16 +81,6 @@ _ENCODER_KEYS = {
     "output_affine_dim": "output_affine_dim",
     "output_dim": "output_dim",
 }
-_FRONTEND_KEYS = {
-    "fs": "sample_rate",
-    "n_mels": "n_mels",
-    "frame_length": "frame_length_ms",
-    "frame_shift": "frame_shift_ms",
-    "window": "window",
-    "dither": "dither",
-    "lfr_m": "lfr_m",
-    "lfr_n": "lfr_n",
-}
 
 
 @dataclass(frozen=True)
@@ -142,7 +133,7 @@ def frontend_config_from_funasr(config: Mapping[str, Any]) -> FsmnFrontendConfig
     conf = dict(config.get("frontend_conf") or {})
     if conf.get("snip_edges", True) is not True or conf.get("upsacle_samples", True) is not True:
         raise ValueError("frontend_conf: snip_edges and upsacle_samples must be true for FSMN-VAD")
-    return FsmnFrontendConfig(**{_FRONTEND_KEYS[k]: v for k, v in conf.items() if k in _FRONTEND_KEYS})
+    return FsmnFrontendConfig(**frontend_fields(conf))
 
 
 def endpoint_config_from_funasr(

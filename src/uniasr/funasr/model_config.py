@@ -7,11 +7,13 @@ mapping FunASR 1.x `AutoModel` reads (spec §2, §4).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from uniasr.audio.features import FrontendConfig
 from uniasr.funasr.files import ModelDirError, write_yaml
+from uniasr.funasr.frontend_conf import frontend_conf, frontend_fields
 from uniasr.model.config import (
     ChunkConfig,
     DecoderConfig,
@@ -103,14 +105,15 @@ def _predictor(conf: dict) -> PredictorConfig:
 
 
 def _frontend(conf: dict) -> FrontendConfig:
+    f = {**asdict(FrontendConfig()), **frontend_fields(conf)}
     return FrontendConfig(
-        sample_rate=int(conf.get("fs", 16000)),
-        n_mels=int(conf.get("n_mels", 80)),
-        frame_length_ms=float(conf.get("frame_length", 25)),
-        frame_shift_ms=float(conf.get("frame_shift", 10)),
-        window=str(conf.get("window", "hamming")),
-        lfr_m=int(conf.get("lfr_m", 7)),
-        lfr_n=int(conf.get("lfr_n", 6)),
+        sample_rate=int(f["sample_rate"]),
+        n_mels=int(f["n_mels"]),
+        frame_length_ms=float(f["frame_length_ms"]),
+        frame_shift_ms=float(f["frame_shift_ms"]),
+        window=str(f["window"]),
+        lfr_m=int(f["lfr_m"]),
+        lfr_n=int(f["lfr_n"]),
         dither=0.0,  # inference is deterministic; training adds its own dither
     )
 
@@ -245,16 +248,7 @@ def config_to_funasr(cfg: UniASRConfig) -> dict:
             "pad": [sc.pad_left, sc.pad_right],
         },
         "frontend": "WavFrontend",
-        "frontend_conf": {
-            "fs": fe.sample_rate,
-            "window": fe.window,
-            "n_mels": fe.n_mels,
-            "frame_length": fe.frame_length_ms,
-            "frame_shift": fe.frame_shift_ms,
-            "lfr_m": fe.lfr_m,
-            "lfr_n": fe.lfr_n,
-            "dither": 0.0,
-        },
+        "frontend_conf": frontend_conf({**asdict(fe), "dither": 0.0}),
         "specaug": "SpecAugLFR",
         "specaug_conf": {
             "apply_time_warp": False,
