@@ -20,7 +20,7 @@ from uniasr.audio.io import AudioError
 from uniasr.backends.base import AcousticBackend
 from uniasr.decode.context import ContextGraph
 from uniasr.decode.passes import PassResult, decode
-from uniasr.decode.search import Hypothesis, SearchOptions
+from uniasr.decode.search import Fusion, Hypothesis, SearchOptions
 from uniasr.decode.tokens import TokenTable
 from uniasr.hotwords import DEFAULT_WEIGHT, Hotword, HotwordLimits, build_graph, parse_hotwords, written_forms
 from uniasr.kana_kanji import KanaKanjiConverter, UserWords
@@ -102,11 +102,12 @@ class ModelBundle:
             self.converter = KanaKanjiConverter()
         words: UserWords = ()
         if context is not None:
-            words = self._written.get(context)
-            if words is None:
+            cached = self._written.get(context)
+            if cached is None:
                 if len(self._written) > 16:
                     self._written.clear()
-                words = self._written[context] = written_forms(context, self.tokens.tokens)
+                cached = self._written[context] = written_forms(context, self.tokens.tokens)
+            words = cached
         return self.converter(kana, words)
 
     # --- contextual decoding ------------------------------------------------------------------------------
@@ -212,10 +213,11 @@ class ModelBundle:
         hyps: list[Hypothesis],
         mode: str,
         seconds: float,
-        context: ContextGraph | None = None,
+        hotwords: Fusion | None = None,
     ) -> Result:
         """The n-best `hyps` (best first) of one utterance with its acoustic output `out` -> its Result;
-        `context`: the hotwords of the search (their phrases are written as given)."""
+        `hotwords`: the search's hotword fusion (the phrases of a ContextGraph are written as given)."""
+        context = hotwords if isinstance(hotwords, ContextGraph) else None
         render = functools.partial(self.render_text, context=context)
         cif = out.cif
         return hypotheses_to_result(

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("uniasr")
 
@@ -183,7 +184,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     hotwords = apply_context_args(rec, args)
     itn = args.itn if args.itn is not None else args.format in formats.SUBTITLE_FORMATS
     cue = formats.CueOptions(max_line_width=args.line_width)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         mode=args.mode, beam_size=args.beam, nbest=args.nbest, source_rate=args.sample_rate, itn=itn,
         longform=longform_options(args), hotwords=hotwords,
     )  # fmt: skip
@@ -191,13 +192,17 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     mine = sharding.shard(pairs, info.rank, info.world_size)
     durations = [audio_duration_seconds(src) for _, src in mine] if show else []
     by_seconds = show and all(d is not None for d in durations)
-    total = sum(durations) if by_seconds else len(mine)
+    total = sum(d or 0.0 for d in durations) if by_seconds else len(mine)
     bar = tqdm(total=round(total, 1), unit="s" if by_seconds else "utt", disable=not show, file=sys.stderr)
     progress = partial(_show_progress, bar, by_seconds)
     try:
         if info.sharded:
             job = sharding.ShardJob(
-                out, args.format, args.overwrite, barrier_timeout_s=args.shard_timeout, cue_options=cue
+                Path(args.output_dir),
+                args.format,
+                args.overwrite,
+                barrier_timeout_s=args.shard_timeout,
+                cue_options=cue,
             )
             return sharding.run_rank(rec, pairs, info, job, {**kwargs, "progress": progress}).exit_code
         results = rec.transcribe(

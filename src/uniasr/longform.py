@@ -418,7 +418,8 @@ def transcribe_long(
     timestamps are the segments' (absolute ms), and whose ``segments`` hold the per-segment results.
     """
     rate = rec.sample_rate
-    vad = resolve_vad(options.vad, rate) if options.vad is not None else WholeInput(rate)
+    detector = resolve_vad(options.vad, rate)
+    vad: VoiceActivityDetector = detector if detector is not None else WholeInput(rate)
     t0 = time.perf_counter()
     counted = _CountingBlocks(blocks)
     done: list[tuple[Segment, list[int]]] = []

@@ -260,10 +260,11 @@ def load(
 
     if backend not in (None, "auto", "torch", "onnx"):
         raise ValueError(f"backend={backend!r}; valid: 'auto', 'torch', 'onnx'")
-    exported = path is not None and is_export_dir(path)
-    if exported and backend == "torch":
-        raise ValueError(f"{path} is an exported model (onnxruntime); load the original model dir for torch")
-    if exported:
+    if path is not None and is_export_dir(path):
+        if backend == "torch":
+            raise ValueError(
+                f"{path} is an exported model (onnxruntime); load the original model dir for torch"
+            )
         return _load_onnx(Path(path), threads, text_form, lm_dir=Path(path))
     model_dir = resolve_model(path)
     own_export = onnx_export_of(model_dir)

@@ -317,10 +317,10 @@ def _finish(info: RankInfo, job: ShardJob) -> RankOutcome:
         return report is not None and report.get("run_id") == info.run_id
 
     found = _wait(merged, job.barrier_timeout_s if finished else job.poll_s * 4, job.poll_s)
-    report = _read_json(job.shards / "merge.json") if found else None  # before the merging rank removes it
+    written = _read_json(job.shards / "merge.json") if found else None  # before the merging rank removes it
     (job.shards / f"rank{info.rank}" / f"exit-{tag}").touch()  # the merging rank waits for this
-    if report is not None:
-        return RankOutcome(MergeReport(**report), merged_here=False)
+    if written is not None:
+        return RankOutcome(MergeReport(**written), merged_here=False)
     log.error("rank %d: no merge of this run was written; run --merge-only on %s", info.rank, job.out_dir)
     return RankOutcome(None, merged_here=False)
 

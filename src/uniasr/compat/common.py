@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
+from uniasr.model.modes import MODES, Mode
 from uniasr.pipeline import Recognizer, load
-
-DECODING_MODES = ("fast", "normal", "offline")
 
 
 def load_named(model: Any, device: str = "cpu", backend: str | None = None) -> Recognizer:
@@ -30,7 +29,8 @@ def hotword_kwargs(rec: Recognizer, hotword: Any) -> dict[str, Any]:
     return {"hotwords": hotword}
 
 
-def check_mode(mode: Any, where: str) -> str:
-    if mode not in DECODING_MODES:
-        raise ValueError(f"{where}={mode!r}; valid: {', '.join(map(repr, DECODING_MODES))}")
-    return mode
+def check_mode(mode: Any, where: str) -> Mode:
+    """`mode` as the caller's argument `where` gave it, checked (ValueError naming the valid ones)."""
+    if mode not in MODES:
+        raise ValueError(f"{where}={mode!r}; valid: {', '.join(map(repr, MODES))}")
+    return cast(Mode, mode)
