@@ -14,10 +14,10 @@ import torch
 
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES, batched_finals
+from uniasr.acoustic import run_passes
 from uniasr.audio.features import Cmvn
 from uniasr.audio.io import load_audio
 from uniasr.backends.export_dir import PIECES, ExportDirError, Manifest, config_from_dict, read_manifest
-from uniasr.decode.passes import run_passes
 from uniasr.export.exporter import export_model
 from uniasr.export.wrappers import model_pieces
 from uniasr.funasr.model_dir import read_model_dir

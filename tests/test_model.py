@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import INPUTS, MODES
+from uniasr.acoustic import decoder_memory, run_passes
 from uniasr.audio.io import load_audio
-from uniasr.decode.passes import decoder_memory, run_passes
 from uniasr.decode.search import SearchOptions, beam_search, greedy_search
-from uniasr.model.chunking import ChunkLayout, encoder_attention_mask, split_blocks, to_chunked_layout
 from uniasr.model.config import ChunkConfig, EncoderConfig
 from uniasr.model.encoder import SanmEncoder
+from uniasr.model.layout import ChunkGeometry, encoder_attention_mask, split_blocks, to_chunked_layout
 
 
 def masked_encoder(enc: SanmEncoder, feats: torch.Tensor, ind: int) -> torch.Tensor:
@@ -22,7 +22,7 @@ def masked_encoder(enc: SanmEncoder, feats: torch.Tensor, ind: int) -> torch.Ten
     lay = enc.layout(feats.shape[0], ind)
     x = to_chunked_layout(split_blocks(enc.embed(feats), lay), lay)
     pad_row = ((torch.arange(lay.chunked_length) % lay.block_rows) >= lay.fsmn_pad).float().unsqueeze(1)
-    mask = encoder_attention_mask(lay, enc.chunk(ind).encoder_look_back).bool()
+    mask = torch.from_numpy(encoder_attention_mask(lay, enc.cfg.chunk(ind).encoder_look_back))
     for layer in enc.layers:
         a = layer.attn
         q, k, v = a.qkv(layer.norm_attn(x)).split(a.dim, dim=-1)
@@ -62,21 +62,21 @@ def test_blockwise_encoder_equals_masked(num_frames, look_back):
 
 
 def test_chunked_length_formula_matches_spec_examples():
-    assert ChunkLayout(167, 20, 10, 5, 5).chunked_length == 417
-    assert ChunkLayout(167, 60, 40, 10, 5).chunked_length == 282
-    assert ChunkLayout(84, 45, 35, 5, 10).chunked_length == 139
-    assert ChunkLayout(84, 70, 50, 10, 10).chunked_length == 134
+    assert ChunkGeometry(167, 20, 10, 5, 5).chunked_length == 417
+    assert ChunkGeometry(167, 60, 40, 10, 5).chunked_length == 282
+    assert ChunkGeometry(84, 45, 35, 5, 10).chunked_length == 139
+    assert ChunkGeometry(84, 70, 50, 10, 10).chunked_length == 134
 
 
 def test_encoder_mask_matches_spec_worked_example():
-    lay = ChunkLayout(8, 6, 3, 2, 1)
+    lay = ChunkGeometry(8, 6, 3, 2, 1)
     m = encoder_attention_mask(lay, 1)
     assert lay.chunked_length == 19
     assert m[0].sum() == 0 and m[7].sum() == 0 and m[14].sum() == 0
-    assert m[9].nonzero().flatten().tolist() == [1, 2, 3, 8, 9, 10, 11, 12, 13]
-    assert m[12].nonzero().flatten().tolist() == [8, 9, 10, 11, 12, 13]
-    assert m[16].nonzero().flatten().tolist() == [8, 9, 10, 15, 16, 17, 18]
-    assert m[18].nonzero().flatten().tolist() == [15, 16, 17, 18]
+    assert m[9].nonzero()[0].tolist() == [1, 2, 3, 8, 9, 10, 11, 12, 13]
+    assert m[12].nonzero()[0].tolist() == [8, 9, 10, 11, 12, 13]
+    assert m[16].nonzero()[0].tolist() == [8, 9, 10, 15, 16, 17, 18]
+    assert m[18].nonzero()[0].tolist() == [15, 16, 17, 18]
 
 
 @pytest.mark.parametrize("mode", MODES)

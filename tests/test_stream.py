@@ -216,7 +216,7 @@ def stride1_recognizer(tmp_path_factory):
 @pytest.mark.parametrize("mode", ["normal", "offline"])
 def test_stride1_session_equals_whole_utterance(stride1_recognizer, mode):
     rec = stride1_recognizer
-    assert rec.config.frame_ms(2) == 60.0
+    assert rec.config.pass_config(2).frame_ms == 60.0
     audio = load_audio(INPUTS / "speech_10s.wav")
     want = rec.transcribe(audio, mode=mode)[0]
     rng = np.random.default_rng(1)

@@ -28,8 +28,8 @@ from uniasr.funasr.model_config import parse_config
 from uniasr.funasr.model_dir import read_model_dir, write_decoding
 from uniasr.funasr.state_dict import load_funasr_state_dict
 from uniasr.funasr.train_yaml import apply_overrides
-from uniasr.model.chunking import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.config import DecodingDefaults
+from uniasr.model.layout import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.uniasr import UniASR
 from uniasr.train.augment import NO_AUGMENT, AugmentConfig
 from uniasr.train.batching import (
@@ -174,12 +174,14 @@ def test_cumsum_cif_equals_funasr_recurrence_values_and_gradients():
 
 def hand_pass_terms(model: UniASR, feats, targets, ind: int) -> tuple[float, float]:
     """Pass-1 KL and MAE sums computed utterance by utterance in FunASR's own formulation: chunked layout,
-    frame-by-frame CIF, alignments from floor(cumsum), `chunking.scama_mask`, explicit smoothed targets."""
+    frame-by-frame CIF, alignments from floor(cumsum), `layout.scama_mask`, explicit smoothed targets."""
     kl_sum, mae_sum = 0.0, 0.0
     for f, y in zip(feats, targets):
         enc = model.encoder([f], ind)[0]
         lay = enc.layout
-        alpha_blocks = model.predictor.alphas(enc.blocks, lay.row_valid(), lay.centre_mask())
+        alpha_blocks = model.predictor.alphas(
+            enc.blocks, torch.from_numpy(lay.valid_rows()), torch.from_numpy(lay.centre_rows())
+        )
         alphas = merge_centres(alpha_blocks.unsqueeze(-1), lay).squeeze(-1)
         hidden = merge_centres(enc.blocks, lay)
         n = len(y) + 1
@@ -189,7 +191,9 @@ def hand_pass_terms(model: UniASR, feats, targets, ind: int) -> tuple[float, flo
         cum = torch.floor(torch.cumsum(scaled, 0) + 1e-4)
         fire = [min(int((cum < k).sum()), lay.num_frames - 1) for k in range(1, n + 1)]
         token_blocks = torch.tensor(fire) // lay.stride
-        mask = scama_mask(lay, token_blocks, model.cfg.encoder.chunks[ind].decoder_look_back).bool()
+        mask = torch.from_numpy(
+            scama_mask(lay, token_blocks.numpy(), model.cfg.encoder.chunks[ind].decoder_look_back)
+        )
         memory = to_chunked_layout(enc.blocks, lay)
         ys_in = torch.tensor([1, *y.tolist()])
         logits = model.decoder(ys_in[None], embeds[None], memory[None], mask[None])[0]

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from uniasr.acoustic import PassResult, decode
 from uniasr.audio.features import Frontend
 from uniasr.audio.io import AudioError
 from uniasr.backends.base import AcousticBackend
 from uniasr.decode.context import ContextGraph
-from uniasr.decode.passes import PassResult, decode
 from uniasr.decode.search import Fusion, Hypothesis, SearchOptions
 from uniasr.decode.tokens import TokenTable
 from uniasr.hotwords import DEFAULT_WEIGHT, Hotword, HotwordLimits, build_graph, parse_hotwords, written_forms

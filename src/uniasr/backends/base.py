@@ -17,10 +17,16 @@ import numpy as np
 if TYPE_CHECKING:
     from uniasr.decode.memory import DecoderMemory
     from uniasr.decode.search import StepScorer
-    from uniasr.model.config import UniASRConfig
+    from uniasr.model.config import EncoderConfig, UniASRConfig
 
 History = tuple[np.ndarray, np.ndarray]
 """Encoder look-back keys and values, each [layers, M, H, S, dk]: the first S rows of M earlier blocks."""
+
+
+def empty_history(cfg: EncoderConfig, stride: int) -> History:
+    """No earlier blocks: keys/values [layers, 0, H, S, dk]."""
+    shape = (cfg.num_blocks, 0, cfg.attention_heads, stride, cfg.output_dim // cfg.attention_heads)
+    return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
 
 
 @runtime_checkable

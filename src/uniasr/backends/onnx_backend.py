@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from uniasr.backends.base import History
+from uniasr.backends.base import History, empty_history
 from uniasr.backends.export_dir import ExportDirError, Manifest, read_manifest
 from uniasr.decode.memory import DecoderMemory
-from uniasr.decode.passes import empty_history, encoder_config
 from uniasr.model.config import UniASRConfig
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class OnnxBackend:
         return np.ascontiguousarray(feats, dtype=np.float32)
 
     def embed(self, pass_index: int, feats: np.ndarray, start: int) -> np.ndarray:
-        dim = encoder_config(self, pass_index).output_dim
+        dim = self.config.pass_config(pass_index).encoder.output_dim
         pe = sinusoidal_positions(feats.shape[0], feats.shape[1], start)
         return feats.astype(np.float32, copy=False) * np.float32(math.sqrt(dim)) + pe
 
@@ -124,7 +123,7 @@ class OnnxBackend:
         given = look_back is not None
         if look_back is None:  # this chunk entry has no look-back: one masked look-back slot (index -1)
             look_back = np.full((blocks.shape[0], 1), -1, dtype=np.int64)
-            history = empty_history(encoder_config(self, pass_index), 1)
+            history = empty_history(self.config.pass_config(pass_index).encoder, 1)
         if history is None:
             raise ValueError(f"{piece}: look_back given without history")
         feeds |= {"look_back": look_back, "history_k": history[0], "history_v": history[1]}
@@ -149,7 +148,7 @@ class OnnxBackend:
         return [(keys[i], values[i]) for i in range(keys.shape[0])]
 
     def scorer(self, pass_index: int, memories: Sequence[DecoderMemory]) -> OnnxScorer:
-        cfg = self.config.decoder if pass_index == 1 else self.config.decoder2
+        cfg = self.config.pass_config(pass_index).decoder
         session = self.sessions[f"decoder{pass_index}_step"]
         return OnnxScorer(
             session, memories, cfg.num_blocks, cfg.kernel_size, cfg.attention_dim, cfg.attention_heads

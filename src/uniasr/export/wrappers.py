@@ -25,7 +25,7 @@ from torch import nn
 from uniasr.model.decoder import CrossMemory, ScamaDecoder
 from uniasr.model.encoder import LookBack, SanmEncoder
 from uniasr.model.predictor import CifPredictor
-from uniasr.model.uniasr import StrideConv, UniASR
+from uniasr.model.uniasr import UniASR
 
 
 class EncoderPiece(nn.Module):
@@ -58,15 +58,6 @@ class PredictorPiece(nn.Module):
 
     def forward(self, blocks: torch.Tensor, valid: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
         return self.predictor.alphas(blocks, valid, centre)
-
-
-class StrideConvPiece(nn.Module):
-    def __init__(self, conv: StrideConv) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, window: torch.Tensor) -> torch.Tensor:
-        return self.conv.forward_window(window)
 
 
 class MemoryPiece(nn.Module):
@@ -207,18 +198,16 @@ def model_pieces(model: UniASR) -> list[Piece]:
     model = model.eval().requires_grad_(False)
     stride = Piece(
         "stride_conv",
-        StrideConvPiece(model.stride_conv),
+        model.stride_conv,  # its forward takes the zero-padded window
         (torch.randn(9, model.cfg.stride_conv.dim),),
         ["window"],
         ["rows"],
         {"window": {0: "frames"}, "rows": {0: "rows"}},
     )
-    return [
-        _encoder_piece("encoder1", model.encoder),
-        _predictor_piece(1, model.predictor, model.encoder),
-        *_decoder_pieces(1, model.decoder, model.encoder),
-        stride,
-        _encoder_piece("encoder2", model.encoder2),
-        _predictor_piece(2, model.predictor2, model.encoder2),
-        *_decoder_pieces(2, model.decoder2, model.encoder2),
-    ]
+
+    def pass_pieces(i: int) -> list[Piece]:
+        encoder, predictor, decoder = model.pass_modules(i)
+        return [_encoder_piece(f"encoder{i}", encoder), _predictor_piece(i, predictor, encoder),
+                *_decoder_pieces(i, decoder, encoder)]  # fmt: skip
+
+    return [*pass_pieces(1), stride, *pass_pieces(2)]

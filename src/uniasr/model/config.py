@@ -2,12 +2,13 @@
 
 These hold our own names only; `uniasr.funasr` translates FunASR / ModelScope config files into them.
 Frame rates: encoder 1 runs on 60 ms LFR frames, encoder 2 on those times the stride conv's stride (120 ms for
-FunASR's stride 2; see `UniASRConfig.frame_ms`).
+FunASR's stride 2; see `PassConfig.frame_ms`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from uniasr.audio.features import FrontendConfig
 
@@ -73,6 +74,14 @@ class EncoderConfig:
     def fsmn_pad(self) -> int:
         """F: zero rows in front of each chunk (half the FSMN kernel)."""
         return (self.kernel_size - 1) // 2
+
+    def chunk(self, ind: int) -> ChunkConfig:
+        """The chunk-list entry of decoding index `ind` (ValueError when out of range)."""
+        if not 0 <= ind < len(self.chunks):
+            raise ValueError(
+                f"decoding index {ind} out of range: this encoder has {len(self.chunks)} entries"
+            )
+        return self.chunks[ind]
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,18 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class PassConfig:
+    """One recognition pass (`UniASRConfig.passes`): pass 1 reads the features, pass 2 the stride conv's
+    output over cat(features, encoder-1 output)."""
+
+    index: int  # 1 or 2
+    encoder: EncoderConfig
+    predictor: PredictorConfig
+    decoder: DecoderConfig
+    frame_ms: float  # one encoder frame: the LFR frame for pass 1, times the stride conv's stride for pass 2
+
+
+@dataclass(frozen=True)
 class UniASRConfig:
     """The whole two-pass model."""
 
@@ -160,11 +181,20 @@ class UniASRConfig:
     def vocab_size(self) -> int:
         return self.decoder.vocab_size
 
-    def frame_ms(self, pass_index: int) -> float:
-        """Duration of one encoder frame of a pass: the LFR frame (lfr_n frame shifts, 60 ms) for pass 1,
-        times the stride conv's stride for pass 2."""
+    @cached_property
+    def passes(self) -> tuple[PassConfig, PassConfig]:
+        """Both passes (frames: 60 ms LFR frames for pass 1, times the stride conv stride for pass 2)."""
         lfr = self.frontend.lfr_n * self.frontend.frame_shift_ms
-        return lfr if pass_index == 1 else lfr * self.stride_conv.stride
+        return (
+            PassConfig(1, self.encoder, self.predictor, self.decoder, lfr),
+            PassConfig(2, self.encoder2, self.predictor2, self.decoder2, lfr * self.stride_conv.stride),
+        )
+
+    def pass_config(self, pass_index: int) -> PassConfig:
+        """Pass `pass_index` (1 or 2)."""
+        if pass_index not in (1, 2):
+            raise ValueError(f"pass_index={pass_index}; UniASR has passes 1 and 2")
+        return self.passes[pass_index - 1]
 
     def __post_init__(self) -> None:
         feat_dim = self.frontend.feature_dim

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniasr.model.chunking import ChunkLayout, split_blocks
-from uniasr.model.config import ChunkConfig, EncoderConfig
+from uniasr.model.config import EncoderConfig
+from uniasr.model.layout import ChunkGeometry, look_back_rows, split_blocks
 
 LN_EPS = 1e-12
 
@@ -139,7 +140,7 @@ class EncodedBlocks:
     """Encoder output of one utterance in block form: `blocks` [N, C, D] (rows not `valid` are garbage)."""
 
     blocks: torch.Tensor
-    layout: ChunkLayout
+    layout: ChunkGeometry
 
 
 class SanmEncoder(nn.Module):
@@ -150,16 +151,9 @@ class SanmEncoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(d, cfg) for d in dims)
         self.final_norm = nn.LayerNorm(cfg.output_dim, eps=LN_EPS)
 
-    def chunk(self, ind: int) -> ChunkConfig:
-        if not 0 <= ind < len(self.cfg.chunks):
-            raise ValueError(
-                f"decoding index {ind} out of range: this encoder has {len(self.cfg.chunks)} entries"
-            )
-        return self.cfg.chunks[ind]
-
-    def layout(self, num_frames: int, ind: int) -> ChunkLayout:
-        ch = self.chunk(ind)
-        return ChunkLayout(num_frames, ch.chunk_size, ch.stride, ch.pad_left, self.cfg.fsmn_pad)
+    def layout(self, num_frames: int, ind: int) -> ChunkGeometry:
+        ch = self.cfg.chunk(ind)
+        return ChunkGeometry(num_frames, ch.chunk_size, ch.stride, ch.pad_left, self.cfg.fsmn_pad)
 
     def embed(self, feats: torch.Tensor, start: int = 0) -> torch.Tensor:
         """[T, in_dim] -> scaled by sqrt(output_dim) plus positions start+1...; does not modify `feats`."""
@@ -189,25 +183,14 @@ class SanmEncoder(nn.Module):
         """Encode whole utterances as one batch of blocks. feats: list of [T_i, in_dim]."""
         layouts = [self.layout(f.shape[0], ind) for f in feats]
         blocks = torch.cat([split_blocks(self.embed(f), lay) for f, lay in zip(feats, layouts)])
-        valid = torch.cat([lay.row_valid() for lay in layouts]).to(blocks.device)
-        look_back = whole_utterance_look_back(layouts, self.chunk(ind), blocks.device)
+        valid = torch.from_numpy(np.concatenate([lay.valid_rows() for lay in layouts])).to(blocks.device)
+        chunk, look_back = self.cfg.chunk(ind), None
+        if chunk.encoder_look_back > 0:
+            rows = look_back_rows([lay.num_blocks for lay in layouts], chunk.encoder_look_back)
+            look_back = LookBack(torch.from_numpy(rows).to(blocks.device), chunk.stride)
         out, _ = self.forward_blocks(blocks, valid, look_back)
         result, start = [], 0
         for lay in layouts:
             result.append(EncodedBlocks(out[start : start + lay.num_blocks], lay))
             start += lay.num_blocks
         return result
-
-
-def whole_utterance_look_back(layouts: list[ChunkLayout], chunk: ChunkConfig, device) -> LookBack | None:
-    """Look-back indices for utterances whose blocks are concatenated in one batch."""
-    if chunk.encoder_look_back <= 0:
-        return None
-    rows, offset = [], 0
-    for lay in layouts:
-        k = torch.arange(lay.num_blocks).unsqueeze(1)
-        j = torch.arange(chunk.encoder_look_back, 0, -1).unsqueeze(0)
-        prev = k - j
-        rows.append(torch.where(prev >= 0, prev + offset, torch.full_like(prev, -1)))
-        offset += lay.num_blocks
-    return LookBack(torch.cat(rows).to(device), chunk.stride)

@@ -1,8 +1,10 @@
-"""Chunk layout arithmetic in numpy: which frames each encoder block holds, which earlier blocks a block
-looks back to, which rows a SCAMA decoder step attends to (spec §3.2, §3.2.1, §3.5, §3.5.1).
+"""Chunk layout arithmetic: which frames each encoder block holds, which earlier blocks a block looks back
+to, which rows a SCAMA decoder step attends to, which rows feed the stride conv (spec §3.2, §3.2.1, §3.5,
+§3.5.1, §3.6), and FunASR's dense masks as the reference formulation.
 
-Backend-neutral (numpy only): the torch model, the onnxruntime runtime and the streaming code all use it.
-`uniasr.model.chunking.ChunkLayout` extends `ChunkGeometry` with torch-returning helpers and FunASR's masks.
+The one definition for every backend: the index arrays are numpy, and the block functions (`split_blocks`,
+`merge_centres`, `to_chunked_layout`, `stride_window`) take numpy arrays or torch tensors alike (torch
+indexes with numpy arrays; gradients flow through them in training). This module never imports torch.
 
 Terms: T frames in, S = stride, C = chunk_size, P = pad_left, F = fsmn pad rows, E = F + C rows per block in
 FunASR's chunked layout, N = ceil(T / S) blocks. Block k holds frames kS-P ... kS-P+C-1.
@@ -18,12 +20,15 @@ FunASR's chunked layout, N = ceil(T / S) blocks. Block k holds frames kS-P ... k
 >>> rows, ok = scama_rows(np.array([0, 2]), 1, g, look_back=1, valid=g.valid_rows().reshape(-1))
 >>> rows.tolist()
 [7, 8, 9, 10, 12, 13, 14, 15, 16, 17]
+>>> stride_window(np.arange(3.0)[:, None], -1, 4, 3)[:, 0].tolist()
+[0.0, 0.0, 1.0, 2.0, 0.0]
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,28 +96,46 @@ class ChunkGeometry:
         return block * self.block_rows + self.fsmn_pad + pos
 
 
-def split_blocks(x: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
-    """[T, D] frames -> [N, C, D] blocks; rows outside 0..T-1 are zero."""
-    idx = geom.frames()
-    inside = (idx >= 0) & (idx < geom.num_frames)
-    out = x[np.clip(idx, 0, geom.num_frames - 1)]
-    out[~inside] = 0
+def _zeros_like(x: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of `shape` with the dtype (and device) of `x`, a numpy array or a torch tensor."""
+    return np.zeros(shape, dtype=x.dtype) if isinstance(x, np.ndarray) else x.new_zeros(shape)
+
+
+def gather_rows(x: Any, idx: np.ndarray, total: int) -> Any:
+    """x[idx] [*idx.shape, ...] for an index array of any shape; rows where idx is outside 0..total-1 are
+    zero (x [t, ...] holds rows 0..t-1, t <= total)."""
+    out = x[np.clip(idx, 0, max(x.shape[0] - 1, 0))]
+    out[(idx < 0) | (idx >= total)] = 0
     return out
 
 
-def merge_centres(blocks: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+def split_blocks(x: Any, geom: ChunkGeometry) -> Any:
+    """[T, D] frames -> [N, C, D] blocks; rows outside 0..T-1 are zero."""
+    return gather_rows(x, geom.frames(), geom.num_frames)
+
+
+def merge_centres(blocks: Any, geom: ChunkGeometry) -> Any:
     """[N, C, ...] blocks -> [T, ...]: each frame from the block where it is a centre frame."""
     p, s = geom.pad_left, geom.stride
     centres = blocks[:, p : p + s].reshape(-1, *blocks.shape[2:])
     return centres[: geom.num_frames]
 
 
-def to_chunked_layout(blocks: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+def to_chunked_layout(blocks: Any, geom: ChunkGeometry) -> Any:
     """[N, C, ...] blocks -> [Tc, ...] FunASR chunked layout with zero fsmn-pad rows."""
-    n = blocks.shape[0]
-    out = np.zeros((n, geom.block_rows, *blocks.shape[2:]), dtype=blocks.dtype)
+    n, rest = blocks.shape[0], tuple(blocks.shape[2:])
+    out = _zeros_like(blocks, (n, geom.block_rows, *rest))
     out[:, geom.fsmn_pad :] = blocks
-    return out.reshape(n * geom.block_rows, *blocks.shape[2:])[: geom.chunked_length]
+    return out.reshape(n * geom.block_rows, *rest)[: geom.chunked_length]
+
+
+def stride_window(z: Any, first: int, last: int, total: int) -> Any:
+    """Stride-conv input rows first..last-1, zero-padded: row r is input frame r, zero outside 0..total-1.
+
+    z [t, F + D] holds the input frames 0..t-1 that exist so far (t <= total). The whole utterance's
+    window is `stride_window(z, -pad_left, T + pad_right, T)`; streaming asks for the rows it can convolve.
+    """
+    return gather_rows(z, np.arange(first, last), total)
 
 
 def look_back_rows(num_blocks: Sequence[int], look_back: int) -> np.ndarray:
@@ -145,3 +168,30 @@ def scama_rows(
     back_ok = np.repeat(block - js >= 0, s)
     own = np.arange(block * c, block * c + c)
     return np.concatenate([back, own]).astype(np.int64), np.concatenate([back_ok, valid[own]])
+
+
+def encoder_attention_mask(geom: ChunkGeometry, look_back: int) -> np.ndarray:
+    """[Tc, Tc] bool: FunASR's encoder self-attention mask in the chunked layout (spec §3.2.1).
+
+    The reference formulation for tests; inference computes attention per block and never builds it.
+    """
+    row = np.arange(geom.chunked_length)
+    block, pos = row // geom.block_rows, row % geom.block_rows - geom.fsmn_pad
+    real = pos >= 0
+    mask = (block[:, None] == block[None, :]) & real[:, None] & real[None, :]
+    if look_back > 0:
+        head = real & (pos < geom.stride)
+        diff = block[:, None] - block[None, :]
+        mask |= head[:, None] & head[None, :] & (diff >= 1) & (diff <= look_back)
+    return mask
+
+
+def scama_mask(geom: ChunkGeometry, token_blocks: np.ndarray, look_back: int) -> np.ndarray:
+    """[Ntok, Tc] bool: FunASR's SCAMA cross-attention mask (spec §3.5.1), the reference for tests."""
+    row = np.arange(geom.chunked_length)
+    block, pos = row // geom.block_rows, row % geom.block_rows - geom.fsmn_pad
+    b = np.asarray(token_blocks)[:, None]
+    own = (block[None, :] == b) & (pos >= 0)[None, :]
+    centre = ((pos >= geom.pad_left) & (pos < geom.pad_left + geom.stride))[None, :]
+    earlier = (block[None, :] < b) & (block[None, :] >= b - look_back) & centre
+    return own | earlier

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from uniasr.decode.passes import empty_history, encoder_config
+from uniasr.backends.base import empty_history
 from uniasr.model.config import ChunkConfig
 from uniasr.model.layout import ChunkGeometry
 
@@ -163,7 +163,7 @@ def encode_streams(
     if chunk.encoder_look_back:
         look_back = np.asarray(lb_index, dtype=np.int64)
         hists = [st.history for st, _ in work if st.history is not None]
-        history = empty_history(encoder_config(backend, pass_index), chunk.stride)
+        history = empty_history(backend.config.pass_config(pass_index).encoder, chunk.stride)
         if hists:
             history = (np.concatenate([h[0] for h in hists], 1), np.concatenate([h[1] for h in hists], 1))
     out, heads = backend.encode_blocks(

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uniasr.decode.memory import DecoderMemory
-from uniasr.decode.passes import chunk_config, encoder_config
 from uniasr.decode.search import SearchOptions, SearchState, advance
 from uniasr.model.cif import CifOutput, CifState, cif_output, floor_cumsum, integrate_and_fire
+from uniasr.model.config import PassConfig
 from uniasr.model.layout import merge_centres, to_chunked_layout
 from uniasr.stream.encoder_stream import EncoderStream, GrowingRows, encode_streams
 
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 class PassStream:
     """Per-utterance state of one pass (1: encoder/decoder, 2: encoder2/decoder2)."""
 
-    pass_index: int
-    frame_ms: float  # duration of one encoder frame of this pass (`UniASRConfig.frame_ms`)
+    config: PassConfig
     encoder: EncoderStream
     cif: CifState
     search: SearchState | None = None
@@ -41,6 +40,15 @@ class PassStream:
     floor_fires: list[int] = field(default_factory=list)  # frames where floor(cumsum) reaches 1, 2, ...
     final_memory: DecoderMemory | None = None
     final_cif: CifOutput | None = None
+
+    @property
+    def pass_index(self) -> int:
+        return self.config.index
+
+    @property
+    def frame_ms(self) -> float:
+        """Duration of one encoder frame of this pass."""
+        return self.config.frame_ms
 
     def memory(self) -> DecoderMemory:
         """The decoder memory over the blocks computed so far (token blocks from the floor-cumsum fires)."""
@@ -66,18 +74,9 @@ class PassStream:
 
 
 def new_pass_stream(backend: AcousticBackend, pass_index: int, ind: int) -> PassStream:
-    cfg = encoder_config(backend, pass_index)
-    return PassStream(
-        pass_index,
-        backend.config.frame_ms(pass_index),
-        EncoderStream(chunk_config(backend, pass_index, ind), cfg.fsmn_pad),
-        CifState.initial(cfg.output_dim),
-    )
-
-
-def _threshold(backend: AcousticBackend, pass_index: int) -> float:
-    cfg = backend.config
-    return (cfg.predictor if pass_index == 1 else cfg.predictor2).threshold
+    config = backend.config.pass_config(pass_index)
+    enc = config.encoder
+    return PassStream(config, EncoderStream(enc.chunk(ind), enc.fsmn_pad), CifState.initial(enc.output_dim))
 
 
 def run_encoders(backend: AcousticBackend, streams: list[PassStream]) -> None:
@@ -103,7 +102,7 @@ def _after_blocks(backend: AcousticBackend, ps: PassStream, blocks: np.ndarray) 
     a = alphas[centre]
     ps.alphas.append(a)
     base = first * lay.stride
-    threshold = _threshold(backend, ps.pass_index)
+    threshold = ps.config.predictor.threshold
     ps.cif, emb, where = integrate_and_fire(ps.cif, blocks[centre], a, threshold)
     ps.embeds.extend(emb)
     ps.fire_frames.extend((where + base).tolist())
@@ -129,7 +128,7 @@ def finalize_pass(backend: AcousticBackend, ps: PassStream) -> None:
     frames = np.arange(lay.num_frames)
     alpha_blocks[frames // lay.stride, frames % lay.stride + lay.pad_left] = ps.alphas.view()
     token_num = backend.token_count(to_chunked_layout(alpha_blocks, lay))
-    cif = cif_output(alpha_blocks, blocks, lay, token_num, _threshold(backend, ps.pass_index))
+    cif = cif_output(alpha_blocks, blocks, lay, token_num, ps.config.predictor.threshold)
     streamed = DecoderMemory(
         kv=[(k.view(), v.view()) for k, v in ps.kv],
         valid=lay.valid_rows().reshape(-1),

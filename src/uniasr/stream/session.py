@@ -22,11 +22,12 @@ from typing import Literal
 
 import numpy as np
 
+from uniasr.acoustic import Encoded, PassResult
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.audio.io import AudioError
 from uniasr.bundle import ModelBundle
-from uniasr.decode.passes import Encoded, PassResult, stride_window
 from uniasr.decode.search import SearchOptions
+from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
 from uniasr.result import Result, best_tokens
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
@@ -393,9 +394,7 @@ def _emit_partial(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
     end = (u.start_sample * 1000 // s.sample_rate) + int(
         ps.encoder.next_block * ps.encoder.chunk.stride * ps.frame_ms
     )
-    out.append(
-        StreamEvent("partial", _text(s, toks), tuple(toks), tuple(times), start, end, u.index)
-    )
+    out.append(StreamEvent("partial", _text(s, toks), tuple(toks), tuple(times), start, end, u.index))
 
 
 def _emit_refresh(s: StreamingSession, u: Utterance, ps: PassStream, out: list[StreamEvent]) -> None:
@@ -431,8 +430,7 @@ def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEve
             Encoded(ps.encoder.blocks.view(), ps.encoder.layout()),
             ps.final_cif,
             ps.encoder.chunk,
-            ps.pass_index,
-            ps.frame_ms,
+            ps.config,
         )
         hyps = sorted(ps.search.ended, key=lambda h: -h.score)[:1]
         result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds, s.opts.hotwords)

@@ -20,14 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from uniasr.decode.tokens import EOS, SOS
-from uniasr.model.chunking import ChunkLayout, merge_centres
 from uniasr.model.config import ChunkConfig
 from uniasr.model.encoder import EncodedBlocks
+from uniasr.model.layout import ChunkGeometry, merge_centres
 from uniasr.model.uniasr import UniASR
 
 FIRE_TOL = 1e-4  # float32 slack so that Σ scaled alphas = n - ε still fires token n
@@ -72,7 +73,7 @@ def fire_frames(alphas: torch.Tensor, num_frames: torch.Tensor, num_tokens: int)
 
 
 def scama_train_mask(
-    layouts: Sequence[ChunkLayout], token_blocks: torch.Tensor, chunk: ChunkConfig, rows: int
+    layouts: Sequence[ChunkGeometry], token_blocks: torch.Tensor, chunk: ChunkConfig, rows: int
 ) -> torch.Tensor:
     """Cross-attention mask [B, L, rows] bool over each utterance's flattened blocks [N*C] (spec §3.5.1).
 
@@ -81,7 +82,9 @@ def scama_train_mask(
     device = token_blocks.device
     r = torch.arange(rows, device=device)
     rb, rp = r // chunk.chunk_size, r % chunk.chunk_size
-    row_ok = pad_sequence([lay.row_valid().reshape(-1) for lay in layouts], batch_first=True)
+    row_ok = pad_sequence(
+        [torch.from_numpy(lay.valid_rows().reshape(-1)) for lay in layouts], batch_first=True
+    )
     row_ok = nn.functional.pad(row_ok, (0, rows - row_ok.shape[1])).to(device)
     tb = token_blocks.unsqueeze(-1)
     own = rb == tb
@@ -106,8 +109,9 @@ def _stat_row(*values: torch.Tensor) -> torch.Tensor:
 class TrainingObjective(nn.Module):
     """Wraps a UniASR model; `forward` returns the (scaled) summed loss and per-batch sums (`STATS`).
 
-    freeze_pass1: encoder 1, predictor 1 and decoder 1 run without gradients (FunASR `enable_maas_finetune`);
-    freeze_encoder2: the stride conv and encoder 2 run without gradients (FunASR `freeze_encoder2`).
+    freeze_pass1: encoder 1, predictor 1 and decoder 1 are not trained (FunASR `enable_maas_finetune`);
+    freeze_encoder2: the stride conv and encoder 2 are not trained and pass 2's loss does not reach
+    encoder 1 (FunASR `freeze_encoder2`). Frozen modules get `requires_grad_(False)` here.
     ctc_weight: weight of the auxiliary CTC loss on encoder 1 (0 = none, FunASR's objective).
     """
 
@@ -121,6 +125,10 @@ class TrainingObjective(nn.Module):
         super().__init__()
         self.model = model
         self.freeze_pass1, self.freeze_encoder2 = freeze_pass1, freeze_encoder2
+        frozen = [model.encoder, model.predictor, model.decoder] if freeze_pass1 else []
+        frozen += [model.stride_conv, model.encoder2] if freeze_encoder2 else []
+        for module in frozen:
+            module.requires_grad_(False)
         if ctc_weight < 0 or (ctc_weight > 0 and freeze_pass1):
             raise ValueError(f"ctc_weight={ctc_weight} must be >= 0 and needs a trainable encoder 1")
         self.ctc_weight = ctc_weight
@@ -143,13 +151,13 @@ class TrainingObjective(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (summed KL, summed |Σα − (len(y)+1)|, number of correctly predicted targets) of one pass."""
         encoder, predictor, decoder = self.model.pass_modules(pass_index)
-        chunk = encoder.chunk(ind)
+        chunk = encoder.cfg.chunk(ind)
         layouts = [e.layout for e in encoded]
         device = encoded[0].blocks.device
         with torch.autocast(device.type, enabled=False):  # FunASR runs the CIF in float32
             blocks = torch.cat([e.blocks for e in encoded]).float()
-            valid = torch.cat([lay.row_valid() for lay in layouts]).to(device)
-            centre = torch.cat([lay.centre_mask() for lay in layouts]).to(device)
+            valid = torch.from_numpy(np.concatenate([lay.valid_rows() for lay in layouts])).to(device)
+            centre = torch.from_numpy(np.concatenate([lay.centre_rows() for lay in layouts])).to(device)
             alpha_blocks = predictor.alphas(blocks, valid, centre)
             alphas, hidden, start = [], [], 0
             for lay in layouts:
@@ -194,24 +202,19 @@ class TrainingObjective(nn.Module):
         encoders. Returns (summed loss * scale, stats [len(STATS)] float64 sums, detached)."""
         model, loss_cfg = self.model, self.model.cfg.loss
         w1 = loss_cfg.loss_weight_model1
-        grad = torch.is_grad_enabled()
         stats = torch.zeros(len(STATS), dtype=torch.float64)
         total = torch.zeros((), device=feats[0].device)
-        with torch.set_grad_enabled(grad and not self.freeze_pass1):
-            enc1 = model.encoder(feats, ind)
-            if w1 > 0:
-                kl, mae, correct = self.pass_loss(1, enc1, targets, ind)
-                loss1 = kl + loss_cfg.predictor_weight * mae
-                total = total + w1 * loss1
-                stats[0:4] = _stat_row(loss1, kl, mae, correct)
-            if self.ctc is not None:
-                ctc = self.ctc_loss(enc1, targets)
-                total = total + self.ctc_weight * ctc
-                stats[10] = float(ctc.detach())
-        if w1 < 1:
-            with torch.set_grad_enabled(grad and not self.freeze_encoder2):
-                inputs2 = [model.second_pass_input(f, e) for f, e in zip(feats, enc1)]
-                enc2 = model.encoder2(inputs2, ind)
+        enc1, enc2 = model(feats, ind, second_pass=w1 < 1, detach_first=self.freeze_encoder2)
+        if w1 > 0:
+            kl, mae, correct = self.pass_loss(1, enc1, targets, ind)
+            loss1 = kl + loss_cfg.predictor_weight * mae
+            total = total + w1 * loss1
+            stats[0:4] = _stat_row(loss1, kl, mae, correct)
+        if self.ctc is not None:
+            ctc = self.ctc_loss(enc1, targets)
+            total = total + self.ctc_weight * ctc
+            stats[10] = float(ctc.detach())
+        if enc2 is not None:
             kl, mae, correct = self.pass_loss(2, enc2, targets, ind)
             loss2 = kl + loss_cfg.predictor2_weight * mae
             total = total + (1.0 - w1) * loss2

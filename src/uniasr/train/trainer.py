@@ -113,14 +113,8 @@ class Trainer:
         if data.init_checkpoint is not None and self.resume_from is None:
             load_funasr_state_dict(model, data.init_checkpoint, data.config)
             log.info("initialised from %s", data.init_checkpoint)
-        if cfg.freeze_pass1:
-            if data.config.loss.loss_weight_model1 >= 1.0:
-                raise ValueError("--freeze-pass1 with loss_weight_model1=1 leaves nothing to train")
-            for m in (model.encoder, model.predictor, model.decoder):
-                m.requires_grad_(False)
-        if cfg.freeze_encoder2:
-            for module in (model.stride_conv, model.encoder2):
-                module.requires_grad_(False)
+        if cfg.freeze_pass1 and data.config.loss.loss_weight_model1 >= 1.0:
+            raise ValueError("--freeze-pass1 with loss_weight_model1=1 leaves nothing to train")
         self.objective = TrainingObjective(model, cfg.freeze_pass1, cfg.freeze_encoder2, cfg.ctc_weight).to(
             info.device
         )

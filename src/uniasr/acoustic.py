@@ -1,4 +1,5 @@
 """Whole-utterance recognition on any backend (spec §3.7, §3.8): encoders, CIF, decoder memory, search.
+The one place that wires the passes for inference (`uniasr.stream` runs the same pieces block by block).
 
 pass 1: feats -> encoder -> predictor -> decoder
 pass 2: cat(feats, encoder-1 output) -> stride conv -> encoder2 -> predictor2 -> decoder2
@@ -15,15 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from uniasr.backends.base import empty_history
 from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search
 from uniasr.model.cif import CifOutput, cif_output
-from uniasr.model.config import ChunkConfig, EncoderConfig
-from uniasr.model.layout import ChunkGeometry, look_back_rows, merge_centres, split_blocks, to_chunked_layout
+from uniasr.model.config import ChunkConfig, PassConfig
+from uniasr.model.layout import (
+    ChunkGeometry,
+    look_back_rows,
+    merge_centres,
+    split_blocks,
+    stride_window,
+    to_chunked_layout,
+)
 from uniasr.model.modes import mode_settings
 
 if TYPE_CHECKING:
-    from uniasr.backends.base import AcousticBackend, History
+    from uniasr.backends.base import AcousticBackend
 
 
 @dataclass
@@ -41,8 +50,16 @@ class PassResult:
     encoded: Encoded
     cif: CifOutput
     chunk: ChunkConfig
-    pass_index: int
-    frame_ms: float  # duration of one encoder frame of this pass (`UniASRConfig.frame_ms`)
+    config: PassConfig  # the pass that produced it
+
+    @property
+    def pass_index(self) -> int:
+        return self.config.index
+
+    @property
+    def frame_ms(self) -> float:
+        """Duration of one encoder frame of this pass."""
+        return self.config.frame_ms
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -54,27 +71,10 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def encoder_config(backend: AcousticBackend, pass_index: int) -> EncoderConfig:
-    return backend.config.encoder if pass_index == 1 else backend.config.encoder2
-
-
-def chunk_config(backend: AcousticBackend, pass_index: int, ind: int) -> ChunkConfig:
-    chunks = encoder_config(backend, pass_index).chunks
-    if not 0 <= ind < len(chunks):
-        raise ValueError(f"decoding index {ind} out of range: this encoder has {len(chunks)} entries")
-    return chunks[ind]
-
-
-def empty_history(cfg: EncoderConfig, stride: int) -> History:
-    """No earlier blocks: keys/values [layers, 0, H, S, dk]."""
-    shape = (cfg.num_blocks, 0, cfg.attention_heads, stride, cfg.output_dim // cfg.attention_heads)
-    return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
-
-
 def encode(backend: AcousticBackend, pass_index: int, feats: Sequence[np.ndarray], ind: int) -> list[Encoded]:
     """Encode whole utterances (feats: list of [T_i, Din]) as one batch of blocks."""
-    cfg = encoder_config(backend, pass_index)
-    ch = chunk_config(backend, pass_index, ind)
+    cfg = backend.config.pass_config(pass_index).encoder
+    ch = cfg.chunk(ind)
     geoms = [ChunkGeometry(f.shape[0], ch.chunk_size, ch.stride, ch.pad_left, cfg.fsmn_pad) for f in feats]
     blocks = np.concatenate([split_blocks(backend.embed(pass_index, f, 0), g) for f, g in zip(feats, geoms)])
     valid = np.concatenate([g.valid_rows() for g in geoms])
@@ -88,18 +88,6 @@ def encode(backend: AcousticBackend, pass_index: int, feats: Sequence[np.ndarray
         result.append(Encoded(out[start : start + g.num_blocks], g))
         start += g.num_blocks
     return result
-
-
-def stride_window(z: np.ndarray, first: int, last: int, total: int) -> np.ndarray:
-    """Padded stride-conv input rows first..last-1 (row r is input frame r; outside 0..total-1: zeros).
-
-    z [t, F + D] holds the input frames 0..t-1 that exist so far.
-    """
-    idx = np.arange(first, last)
-    inside = (idx >= 0) & (idx < total)
-    window = z[np.clip(idx, 0, z.shape[0] - 1)]
-    window[~inside] = 0
-    return window
 
 
 def second_pass_input(backend: AcousticBackend, feats: np.ndarray, enc1: Encoded) -> np.ndarray:
@@ -116,12 +104,12 @@ def predict(backend: AcousticBackend, pass_index: int, encoded: Sequence[Encoded
     valid = np.concatenate([e.layout.valid_rows() for e in encoded])
     centre = np.concatenate([e.layout.centre_rows() for e in encoded])
     alphas = backend.predictor_alphas(pass_index, blocks, valid, centre)
-    cfg = backend.config.predictor if pass_index == 1 else backend.config.predictor2
+    threshold = backend.config.pass_config(pass_index).predictor.threshold
     out, start = [], 0
     for e in encoded:
         a = alphas[start : start + e.layout.num_blocks]
         token_num = backend.token_count(to_chunked_layout(a, e.layout))
-        out.append(cif_output(a, e.blocks, e.layout, token_num, cfg.threshold))
+        out.append(cif_output(a, e.blocks, e.layout, token_num, threshold))
         start += e.layout.num_blocks
     return out
 
@@ -134,9 +122,9 @@ def run_passes(backend: AcousticBackend, feats: Sequence[np.ndarray], mode: str)
         second = [second_pass_input(backend, f, e) for f, e in zip(feats, encoded)]
         encoded = encode(backend, 2, second, ind)
     cifs = predict(backend, pass_index, encoded)
-    chunk = chunk_config(backend, pass_index, ind)
-    ms = backend.config.frame_ms(pass_index)
-    return [PassResult(e, c, chunk, pass_index, ms) for e, c in zip(encoded, cifs)]
+    config = backend.config.pass_config(pass_index)
+    chunk = config.encoder.chunk(ind)
+    return [PassResult(e, c, chunk, config) for e, c in zip(encoded, cifs)]
 
 
 def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:
