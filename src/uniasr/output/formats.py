@@ -85,7 +85,9 @@ def _one_line(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------ subtitles
 def srt_time(ms: int) -> str:
-    """>>> srt_time(3723004)
+    """Milliseconds -> SRT timestamp.
+
+    >>> srt_time(3723004)
     '01:02:03,004'
     """
     h, rest = divmod(max(int(ms), 0), 3_600_000)
@@ -95,7 +97,9 @@ def srt_time(ms: int) -> str:
 
 
 def vtt_time(ms: int) -> str:
-    """>>> vtt_time(1230)
+    """Milliseconds -> WebVTT timestamp.
+
+    >>> vtt_time(1230)
     '00:00:01.230'
     """
     return srt_time(ms).replace(",", ".")
