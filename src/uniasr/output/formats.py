@@ -146,7 +146,7 @@ def segment_cues(seg: Segment, options: CueOptions = CueOptions()) -> list[Cue]:
         return [Cue(seg.start_ms, max(seg.end_ms, seg.start_ms + 1), _wrap(text, options))]
     times = char_times(text, seg.tokens, seg.timestamps, seg.start_ms, seg.end_ms)
     starts = [seg.start_ms] + [times[a][0] for a, _ in bounds[1:]]
-    cues = []
+    cues: list[Cue] = []
     for k, (a, b) in enumerate(bounds):
         start = max(starts[k], cues[-1].end_ms if cues else seg.start_ms)
         end = starts[k + 1] if k + 1 < len(bounds) else seg.end_ms
@@ -180,13 +180,15 @@ def char_times(
     out: list[tuple[int, int]] = []
     i = 0
     while i < len(text):
-        if known[i] is not None:
-            out.append(known[i])
+        here = known[i]
+        if here is not None:
+            out.append(here)
             i += 1
             continue
         j = next((k for k in range(i, len(text)) if known[k] is not None), len(text))
         lo = out[-1][1] if out else start_ms
-        hi = max(known[j][0] if j < len(text) else end_ms, lo)
+        after = known[j] if j < len(text) else None
+        hi = max(after[0] if after is not None else end_ms, lo)
         count = j - i  # unaligned characters share the gap evenly
         out += [(lo + (hi - lo) * k // count, lo + (hi - lo) * (k + 1) // count) for k in range(count)]
         i = j
