@@ -92,9 +92,10 @@ class ModelBundle:
             raise ValueError(f"text_form={value!r}; valid: {', '.join(map(repr, TEXT_FORMS))}")
         self._text_form = value
 
-    def render_text(self, kana: str, context: ContextGraph | None = None) -> str:
-        """The model's detokenised output -> the text a Result shows (see `text_form`). With the hotwords
-        of `context`, the converter writes each phrase that was read as given (a user dictionary)."""
+    def render_text(self, kana: str, hotwords: Fusion | None = None) -> str:
+        """The model's detokenised output -> the text a Result shows (see `text_form`). With a hotword
+        ContextGraph, the converter writes each phrase that was read as given (a user dictionary)."""
+        context = hotwords if isinstance(hotwords, ContextGraph) else None
         convert = self._text_form == "written" or (self._text_form == "auto" and self.defaults.convert_kana)
         if not convert:
             return kana
@@ -217,8 +218,7 @@ class ModelBundle:
     ) -> Result:
         """The n-best `hyps` (best first) of one utterance with its acoustic output `out` -> its Result;
         `hotwords`: the search's hotword fusion (the phrases of a ContextGraph are written as given)."""
-        context = hotwords if isinstance(hotwords, ContextGraph) else None
-        render = functools.partial(self.render_text, context=context)
+        render = functools.partial(self.render_text, hotwords=hotwords)
         cif = out.cif
         return hypotheses_to_result(
             key, hyps, cif.fire_frames, cif.alphas, out.frame_ms, self.tokens, render, mode=mode,

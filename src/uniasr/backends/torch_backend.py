@@ -53,15 +53,15 @@ def cross_memory(
     device = memories[0].kv[0][0].device if memories and memories[0].kv else torch.device("cpu")
     reps = torch.tensor(list(counts), device=device)
     keys, values = [], []
-    for layer, block in enumerate(decoder.cross_blocks):
+    for layer, cross in enumerate(decoder.cross_attentions):
         k = torch.stack(
             [m.kv[layer][0][torch.from_numpy(idx).to(device)] for m, (idx, _) in zip(memories, rows)]
         )
         v = torch.stack(
             [m.kv[layer][1][torch.from_numpy(idx).to(device)] for m, (idx, _) in zip(memories, rows)]
         )
-        keys.append(block.cross.split_heads(k).repeat_interleave(reps, dim=0))
-        values.append(block.cross.split_heads(v).repeat_interleave(reps, dim=0))
+        keys.append(cross.split_heads(k).repeat_interleave(reps, dim=0))
+        values.append(cross.split_heads(v).repeat_interleave(reps, dim=0))
     mask = torch.from_numpy(np.stack([ok for _, ok in rows])).to(device)
     return CrossMemory(keys, values, mask.repeat_interleave(reps, dim=0).unsqueeze(1))
 
@@ -100,10 +100,10 @@ class TorchScorer:
             cross_memory(self.decoder, mems, counts, steps),
             torch.cat(list(caches), dim=1),
         )
-        logp = logp.float().cpu().numpy()
+        scores = logp.float().cpu().numpy()
         bounds = np.cumsum([0, *counts])
         return (
-            [logp[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+            [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
             list(cache.split(counts, dim=1)),
         )
 

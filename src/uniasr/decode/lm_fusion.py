@@ -60,9 +60,9 @@ class TokenLMFusion:
         for n in range(1, self.order + 1):
             grouped: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
             for gram, logp in lm.probs[n].items():
-                gid = [ids.get(s) for s in gram]
-                if any(g is None for g in gid):  # a symbol the model cannot write: never a candidate
+                if any(s not in ids for s in gram):  # a symbol the model cannot write: never a candidate
                     continue
+                gid = [ids[s] for s in gram]
                 if n == 1:
                     if gram[0] != BOS:
                         self._unigram[gid[0]] = logp
@@ -72,9 +72,8 @@ class TokenLMFusion:
                 val.append(logp)
             self._probs[n] = {c: (np.asarray(i), np.asarray(v)) for c, (i, v) in grouped.items()}
             for gram, bow in lm.bows[n].items():
-                gid = [ids.get(s) for s in gram]
-                if all(g is not None for g in gid):
-                    self._bows[n][tuple(gid)] = bow
+                if all(s in ids for s in gram):
+                    self._bows[n][tuple(ids[s] for s in gram)] = bow
         self._rows: dict[tuple[int, ...], np.ndarray] = {}
 
     def initial(self) -> tuple[int, ...]:

@@ -252,14 +252,12 @@ def advance(
     """Run the searches of several utterances (scorer utterance j = states[j]) in lockstep until each is
     done or has reached its step limit (`limits[j]`, exclusive; None = no limit, needs max_steps)."""
     step_fn = _advance_greedy if greedy else _advance_beam
-    limits = list(limits) if limits is not None else [None] * len(states)
+    caps: list[int | None] = list(limits) if limits is not None else [None] * len(states)
     while True:
         live = [
             j
-            for j, u in enumerate(states)
-            if not u.done
-            and (limits[j] is None or u.step < limits[j])
-            and (u.max_steps or limits[j] is not None)
+            for j, (u, cap) in enumerate(zip(states, caps))
+            if not u.done and (cap is None or u.step < cap) and (u.max_steps or cap is not None)
         ]
         if not live:
             return

@@ -76,7 +76,7 @@ class StepPiece(nn.Module):
         self.decoder = decoder
 
     def forward(self, tokens, cif, keys, values, mask, hyp_utt, cache):
-        n = len(self.decoder.cross_blocks)
+        n = len(self.decoder.cross_attentions)
         memory = CrossMemory(
             [keys[i].index_select(0, hyp_utt) for i in range(n)],
             [values[i].index_select(0, hyp_utt) for i in range(n)],
@@ -136,7 +136,7 @@ def _encoder_piece(name: str, encoder: SanmEncoder) -> Piece:
 def _decoder_pieces(index: int, decoder: ScamaDecoder, encoder: SanmEncoder) -> list[Piece]:
     cfg = decoder.cfg
     ch = encoder.cfg.chunks[0]
-    lc, b, h = len(decoder.cross_blocks), 3, cfg.attention_heads
+    lc, b, h = len(decoder.cross_attentions), 3, cfg.attention_heads
     a, dk = cfg.attention_dim, cfg.attention_dim // h
     m = ch.decoder_look_back * ch.stride + ch.chunk_size
     memory = Piece(

@@ -7,6 +7,7 @@ explicit FSMN cache, so a whole beam is scored in one call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -97,12 +98,22 @@ class ScamaDecoder(nn.Module):
         self.output = nn.Linear(a, cfg.vocab_size)
 
     @property
-    def cross_blocks(self) -> list[DecoderBlock]:
-        return [b for b in self.blocks if b.cross is not None]
+    def layers(self) -> list[DecoderBlock]:
+        """The blocks, typed (an `nn.ModuleList` yields plain Modules)."""
+        return cast(list[DecoderBlock], list(self.blocks))
+
+    @property
+    def cross_attentions(self) -> list[CrossAttention]:
+        """The cross-attention modules of the first `att_layer_num` blocks."""
+        return [b.cross for b in self.layers if b.cross is not None]
 
     def project_memory(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """memory [..., M, encoder_dim] -> per cross block (keys, values) [..., M, A]."""
-        return [b.cross.kv(memory).chunk(2, dim=-1) for b in self.cross_blocks]
+        pairs = []
+        for cross in self.cross_attentions:
+            keys, values = cross.kv(memory).chunk(2, dim=-1)
+            pairs.append((keys, values))
+        return pairs
 
     def forward(
         self, tokens: torch.Tensor, cif_embeds: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
@@ -115,11 +126,11 @@ class ScamaDecoder(nn.Module):
         x = self.input_ffn(self.input_norm(torch.cat([self.embed(tokens), cif_embeds], dim=-1)))
         k = self.cfg.kernel_size
         cross_kv = iter(self.project_memory(memory))
-        for block in self.blocks:
+        for block in self.layers:
             u = block.fsmn_input(x)
             conv = block.fsmn(F.pad(u.transpose(1, 2), (k - 1, 0))).transpose(1, 2)
             x = x + block.dropout(conv + u)
-            if block.cross is not None:
+            if block.cross is not None and block.norm_cross is not None:
                 keys, values = next(cross_kv)
                 ctx = block.cross(
                     block.norm_cross(x),
@@ -151,13 +162,13 @@ class ScamaDecoder(nn.Module):
         x = self.input_ffn(self.input_norm(x))
         new_cache = []
         cross_i = 0
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.layers):
             u = block.fsmn_input(x)  # [B, 1, A]
             window = torch.cat([cache[i], u], dim=1)  # [B, K, A]
             conv = (window * block.fsmn.weight.squeeze(1).t().unsqueeze(0)).sum(dim=1, keepdim=True)
             x = x + conv + u
             new_cache.append(window[:, 1:])
-            if block.cross is not None:
+            if block.cross is not None and block.norm_cross is not None:
                 x = x + block.cross(
                     block.norm_cross(x), memory.keys[cross_i], memory.values[cross_i], memory.mask
                 )

@@ -165,11 +165,15 @@ def run_searches(
         groups.setdefault((ps.pass_index, ps.encoder.chunk), []).append(ps)
     for (pass_index, _), group in groups.items():
         scorer = backend.scorer(pass_index, [ps.memory() for ps in group])
+        searches = []
         for j, ps in enumerate(group):
             if ps.search is None:
                 ps.search = SearchState(scorer.initial_cache(j))
             if final and ps.search.max_steps is None:
+                if ps.final_cif is None:
+                    raise RuntimeError("final search before finalize_pass")
                 ps.search.set_token_num(ps.final_cif.token_num, opts.token_num_relax)
+            searches.append(ps.search)
         limits = [None if final else ps.safe_steps() for ps in group]
         with backend.decoding(pass_index):
-            advance(scorer, [ps.search for ps in group], opts, limits, greedy=opts.beam_size == 1)
+            advance(scorer, searches, opts, limits, greedy=opts.beam_size == 1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -114,6 +114,8 @@ class StreamingSession:
         self.rec, self.mode, self.key = recognizer, mode, key
         context = recognizer.hotword_graph(hotwords, hotword_weight)
         self.opts: SearchOptions = recognizer.search_options(beam_size, 1, context)
+        if vad is not None and endpoint is None:
+            endpoint = EndpointConfig()  # a VAD is only consulted to find the endpoints
         self.endpoint = endpoint
         if endpoint is not None and vad is None:
             from uniasr.vad import load_vad
@@ -127,7 +129,7 @@ class StreamingSession:
         self.utterances: list[Utterance] = [self._new_utterance(0, 0)]
         self.closed = False
         self.error: str | None = None  # set when its model work failed (process_sessions errors="report")
-        self._resampler = None
+        self._resampler: Any = None  # soxr.ResampleStream, made on the first resampled chunk
         self._input_rate: int | None = None
 
     @property
@@ -189,6 +191,7 @@ class StreamingSession:
         return self._resampler.resample_chunk(samples)
 
     def _vad_step(self, piece: np.ndarray) -> None:
+        assert self.endpoint is not None  # set with the VAD in __init__
         utt = self.utterances[-1]
         self.vad_state, events = self.vad.accept(self.vad_state, piece)
         self._feed(utt, piece)
@@ -326,6 +329,9 @@ def _process(sessions: list[StreamingSession]) -> list[list[StreamEvent]]:
 
 def _feed_pass2(s: StreamingSession, u: Utterance) -> None:
     """Stride-conv rows whose inputs (features + encoder-1 centre outputs) are complete -> encoder 2."""
+    pass2 = u.pass2
+    if pass2 is None:
+        return
     backend = s.rec.backend
     sc = backend.config.stride_conv
     enc1 = merged_centres(u.pass1)
@@ -337,17 +343,17 @@ def _feed_pass2(s: StreamingSession, u: Utterance) -> None:
         rows_total = max(0, (available - sc.kernel_size + sc.pad_left) // sc.stride + 1)
     if rows_total <= u.stride_rows:
         if u.pass1.encoder.finished and available >= total:
-            u.pass2.encoder.finished = True
+            pass2.encoder.finished = True
         return
     feats = u.feats.view()
     z = np.concatenate([feats[: enc1.shape[0]], enc1], axis=-1)
     first = u.stride_rows * sc.stride - sc.pad_left
     last = (rows_total - 1) * sc.stride - sc.pad_left + sc.kernel_size  # exclusive
     out = backend.stride_conv(stride_window(z, first, last, total))
-    push_frames(backend, 2, u.pass2.encoder, out)
+    push_frames(backend, 2, pass2.encoder, out)
     u.stride_rows = rows_total
     if u.pass1.encoder.finished and available >= total:
-        u.pass2.encoder.finished = True
+        pass2.encoder.finished = True
 
 
 def _search(backend, live, events) -> None:
@@ -423,7 +429,7 @@ def _emit_refresh(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
 def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEvent:
     start = u.start_sample * 1000 // s.sample_rate
     seconds = u.num_samples / s.sample_rate
-    if ps.search is None or not ps.search.ended:
+    if ps.search is None or not ps.search.ended or ps.final_cif is None:
         result = Result(f"{s.key}/{u.index}", mode=s.mode, duration_s=seconds)
     else:
         out = PassResult(

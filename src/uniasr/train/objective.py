@@ -159,13 +159,14 @@ class TrainingObjective(nn.Module):
             valid = torch.from_numpy(np.concatenate([lay.valid_rows() for lay in layouts])).to(device)
             centre = torch.from_numpy(np.concatenate([lay.centre_rows() for lay in layouts])).to(device)
             alpha_blocks = predictor.alphas(blocks, valid, centre)
-            alphas, hidden, start = [], [], 0
+            alpha_rows, hidden_rows, start = [], [], 0
             for lay in layouts:
                 part = slice(start, start + lay.num_blocks)
-                alphas.append(merge_centres(alpha_blocks[part].unsqueeze(-1), lay).squeeze(-1))
-                hidden.append(merge_centres(blocks[part], lay))
+                alpha_rows.append(merge_centres(alpha_blocks[part].unsqueeze(-1), lay).squeeze(-1))
+                hidden_rows.append(merge_centres(blocks[part], lay))
                 start += lay.num_blocks
-            alphas, hidden = pad_sequence(alphas, batch_first=True), pad_sequence(hidden, batch_first=True)
+            alphas = pad_sequence(alpha_rows, batch_first=True)
+            hidden = pad_sequence(hidden_rows, batch_first=True)
             target_len = torch.tensor([t.shape[0] + 1 for t in targets], device=device, dtype=torch.float32)
             token_num = alphas.sum(dim=1)
             scaled = alphas * (target_len / token_num.clamp_min(1e-4)).unsqueeze(1)
