@@ -257,7 +257,7 @@ def _external(module: str, configure: str, run: str) -> tuple[Configure, Run]:
 COMMANDS: dict[str, tuple[Configure, Run, str]] = {
     "transcribe": (_transcribe_args, cmd_transcribe, "recognise audio files"),
     "stream": (
-        *_external("uniasr.stream.cli", "add_stream_args", "run_stream"),
+        *_external("uniasr.cli_stream", "add_stream_args", "run_stream"),
         "streaming recognition of a file in simulated real time, or of the microphone",
     ),
     "itn": (_itn_args, cmd_itn, "Japanese inverse text normalisation of stdin lines"),

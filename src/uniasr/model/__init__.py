@@ -1,0 +1,1 @@
+"""The UniASR model: frozen configs, the torch modules, chunk geometry (`layout`), CIF and decoding modes."""

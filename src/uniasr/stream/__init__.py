@@ -1,0 +1,1 @@
+"""Streaming recognition: `StreamingSession` and the per-pass stream state it drives, block by block."""
