@@ -52,14 +52,11 @@ def cross_memory(
     rows = [m.step_rows(s) for m, s in zip(memories, steps)]
     device = memories[0].kv[0][0].device if memories and memories[0].kv else torch.device("cpu")
     reps = torch.tensor(list(counts), device=device)
+    index = [torch.from_numpy(idx).to(device) for idx, _ in rows]
     keys, values = [], []
     for layer, cross in enumerate(decoder.cross_attentions):
-        k = torch.stack(
-            [m.kv[layer][0][torch.from_numpy(idx).to(device)] for m, (idx, _) in zip(memories, rows)]
-        )
-        v = torch.stack(
-            [m.kv[layer][1][torch.from_numpy(idx).to(device)] for m, (idx, _) in zip(memories, rows)]
-        )
+        k = torch.stack([m.kv[layer][0][idx] for m, idx in zip(memories, index)])
+        v = torch.stack([m.kv[layer][1][idx] for m, idx in zip(memories, index)])
         keys.append(cross.split_heads(k).repeat_interleave(reps, dim=0))
         values.append(cross.split_heads(v).repeat_interleave(reps, dim=0))
     mask = torch.from_numpy(np.stack([ok for _, ok in rows])).to(device)
