@@ -70,7 +70,7 @@ def high_water_mb() -> float:
 def worker(args: argparse.Namespace) -> None:
     """Runs in a subprocess: load, warm up on 2 s, then time `repeat` decodes of the input."""
     import uniasr
-    from uniasr.audio.io import load_audio
+    from uniasr.audio.decoding import load_audio
 
     with Timer() as load:
         rec = uniasr.load(args.model, threads=args.threads)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import uniasr  # noqa: E402
-from uniasr.audio.io import load_audio  # noqa: E402
+from uniasr.audio.decoding import load_audio  # noqa: E402
 from uniasr.cer import read_text_file  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     import uniasr
-    from uniasr.audio.io import load_audio
+    from uniasr.audio.decoding import load_audio
 
     torch.set_num_threads(args.threads)
     rec = uniasr.load(args.model)

@@ -13,15 +13,11 @@ import soundfile as sf
 
 from conftest import serve_http
 from uniasr.audio import url as audio_url
-from uniasr.audio.io import (
-    AudioError,
-    audio_duration_seconds,
-    expand_inputs,
-    iter_audio_blocks,
-    load_audio,
-    read_wav_scp,
-    resample,
-)
+from uniasr.audio.blocks import iter_audio_blocks
+from uniasr.audio.decoding import load_audio, resample
+from uniasr.audio.errors import AudioError
+from uniasr.audio.inputs import expand_inputs, read_wav_scp
+from uniasr.audio.probe import audio_duration_seconds
 
 CLIP = Path(__file__).parent / "fixtures" / "inputs" / "speech_10s.wav"
 
@@ -399,7 +395,7 @@ def test_bytes_via_memoryview_and_bytearray() -> None:
 
 
 def test_out_of_range_float_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="uniasr.audio.io"):
+    with caplog.at_level("WARNING", logger="uniasr.audio.decoding"):
         load_audio(np.full(100, 3000.0, np.float32), name="loud")
     assert "loud: peak amplitude 3000.0 is far outside [-1, 1]" in caplog.text
 

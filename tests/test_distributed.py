@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import INPUTS
-from uniasr.audio.io import expand_inputs
+from uniasr.audio.inputs import expand_inputs
 from uniasr.launch import RankInfo, device_for_rank, threads_for_rank
 from uniasr.sharding import ShardJob, merge_shards, run_rank, shard
 

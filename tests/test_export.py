@@ -15,8 +15,8 @@ import torch
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES, batched_finals
 from uniasr.acoustic import run_passes
+from uniasr.audio.decoding import load_audio
 from uniasr.audio.features import Cmvn
-from uniasr.audio.io import load_audio
 from uniasr.backends.export_dir import PIECES, ExportDirError, Manifest, config_from_dict, read_manifest
 from uniasr.export.exporter import export_model
 from uniasr.export.wrappers import model_pieces
@@ -186,7 +186,7 @@ try:
 except ImportError:
     pass
 import uniasr
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.stream.session import StreamingSession
 rec = uniasr.load(sys.argv[1])
 out = {m: [r.token_ids for r in rec.transcribe(sys.argv[2:], mode=m)] for m in ("fast", "normal", "offline")}

@@ -9,7 +9,7 @@ import pytest
 
 import uniasr
 from conftest import FIXTURES, INPUTS, batched_finals
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.decode.search import hypothesis_tokens
 from uniasr.hotwords import (
     MAX_WEIGHT,

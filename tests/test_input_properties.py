@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import INPUTS
-from uniasr.audio.io import AudioError
+from uniasr.audio.errors import AudioError
 
 SHORT = INPUTS / "short_0_7s.wav"
 FAST = settings(

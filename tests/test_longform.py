@@ -14,7 +14,7 @@ import soundfile as sf
 
 import uniasr.longform as longform
 from conftest import INPUTS
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.longform import LongformOptions, iter_speech_segments, join_segment_texts, resolve_vad
 from uniasr.vad import HysteresisOptions
 from uniasr.vad.energy import EnergyVad

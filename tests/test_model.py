@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import INPUTS, MODES
 from uniasr.acoustic import decoder_memory, run_passes
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.decode.search import SearchOptions, beam_search, greedy_search
 from uniasr.model.config import ChunkConfig, EncoderConfig
 from uniasr.model.encoder import SanmEncoder
@@ -86,8 +86,8 @@ def test_beam_one_equals_greedy(tiny_recognizer, mode):
     outs = run_passes(rec.backend, [f.numpy() for f in feats], mode)
     mems = [decoder_memory(rec.backend, o) for o in outs]
     nums = [m.token_num for m in mems]
-    beam = beam_search(rec.backend.scorer(outs[0].pass_index, mems), nums, SearchOptions(beam_size=1))
-    greedy = greedy_search(rec.backend.scorer(outs[0].pass_index, mems), nums, SearchOptions(beam_size=1))
+    beam = beam_search(rec.backend.scorer(outs[0].config.index, mems), nums, SearchOptions(beam_size=1))
+    greedy = greedy_search(rec.backend.scorer(outs[0].config.index, mems), nums, SearchOptions(beam_size=1))
     for b, g in zip(beam, greedy):
         assert b[0].token_ids == g[0].token_ids
         assert b[0].score == pytest.approx(g[0].score, abs=1e-5)

@@ -12,7 +12,7 @@ import torch
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, STEMS, UNIASR_FIXTURES
 from uniasr.acoustic import decoder_memory, run_passes
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.model.layout import merge_centres, scama_mask, to_chunked_layout
 from uniasr.model.uniasr import mode_settings
 
@@ -106,9 +106,9 @@ def test_decoder_logprobs_match_reference(fixture, stem, mode):
     ref = reference(fixture, stem, mode)
     with torch.inference_mode():
         out = run_passes(rec.backend, [ref_feats(fixture, stem).numpy()], mode)[0]
-        _, _, decoder = rec.model.pass_modules(out.pass_index)
+        _, _, decoder = rec.model.pass_modules(out.config.index)
         memory = decoder_memory(rec.backend, out)
-        scorer = rec.backend.scorer(out.pass_index, [memory])  # step-wise, as the search scores
+        scorer = rec.backend.scorer(out.config.index, [memory])  # step-wise, as the search scores
         prefix = [1] + ref["prefix_ids"].tolist()
         cache = scorer.initial_cache(0)
         stepwise = []

@@ -14,7 +14,8 @@ import torch
 
 import uniasr
 from conftest import FIXTURES, INPUTS
-from uniasr.audio.io import AudioError, load_audio
+from uniasr.audio.decoding import load_audio
+from uniasr.audio.errors import AudioError
 from uniasr.decode.tokens import detokenize
 from uniasr.funasr.files import ModelDirError
 from uniasr.result import result_from_json, result_to_json

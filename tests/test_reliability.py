@@ -25,7 +25,8 @@ import uniasr
 import uniasr.longform as longform
 from conftest import FIXTURES, INPUTS, MODES, batched_finals, serve_http
 from uniasr.audio import url as audio_url
-from uniasr.audio.io import AudioError, load_audio
+from uniasr.audio.decoding import load_audio
+from uniasr.audio.errors import AudioError
 from uniasr.bundle import DecodeError
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, SearchState, beam_search
 from uniasr.longform import LongformOptions

@@ -20,7 +20,7 @@ from websockets.sync.client import connect  # noqa: E402
 
 import uniasr  # noqa: E402
 from conftest import FIXTURES, INPUTS  # noqa: E402
-from uniasr.audio.io import load_audio  # noqa: E402
+from uniasr.audio.decoding import load_audio  # noqa: E402
 from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
 from uniasr.serve.client import ClientOptions, stream_audio, to_pcm16  # noqa: E402
 from uniasr.serve.engine import Engine, EngineConfig  # noqa: E402

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from conftest import INPUTS  # noqa: E402
-from uniasr.audio.io import load_audio  # noqa: E402
+from uniasr.audio.decoding import load_audio  # noqa: E402
 from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
 from uniasr.serve.client import to_pcm16  # noqa: E402
 from uniasr.serve.engine import Engine  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, batched_finals
-from uniasr.audio.io import load_audio
+from uniasr.audio.decoding import load_audio
 from uniasr.stream.endpoint import EndpointConfig
 from uniasr.stream.session import StreamingSession
 from uniasr.vad import load_vad

@@ -230,7 +230,7 @@ def test_loss_on_funasr_fixture_is_finite(tiny_recognizer):
     table = tiny_recognizer.tokens
     feats, targets = [], []
     for name in ("short_0_7s.wav", "speech_10s.wav"):
-        from uniasr.audio.io import load_audio
+        from uniasr.audio.decoding import load_audio
 
         feats.append(tiny_recognizer.features(load_audio(INPUTS / name)))
         targets.append(torch.tensor(table.to_ids(list(clips[name]["text"]))))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from uniasr.acoustic import PassResult, decode
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import Frontend
-from uniasr.audio.io import AudioError
 from uniasr.backends.base import AcousticBackend
 from uniasr.decode.context import ContextGraph
 from uniasr.decode.search import Fusion, Hypothesis, SearchOptions
@@ -221,6 +221,6 @@ class ModelBundle:
         render = functools.partial(self.render_text, hotwords=hotwords)
         cif = out.cif
         return hypotheses_to_result(
-            key, hyps, cif.fire_frames, cif.alphas, out.frame_ms, self.tokens, render, mode=mode,
+            key, hyps, cif.fire_frames, cif.alphas, out.config.frame_ms, self.tokens, render, mode=mode,
             duration_s=seconds,
         )  # fmt: skip

@@ -159,7 +159,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     import uniasr
     from uniasr import sharding
-    from uniasr.audio.io import audio_duration_seconds, expand_inputs
+    from uniasr.audio.inputs import expand_inputs
+    from uniasr.audio.probe import audio_duration_seconds
     from uniasr.launch import RankInfo, device_for_rank, threads_for_rank
     from uniasr.output import formats
     from uniasr.output.kaldi_dir import refuse_existing

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from uniasr.audio.io import AudioSource, audio_duration_seconds, input_name, iter_audio_blocks, load_audio
+from uniasr.audio.blocks import iter_audio_blocks
+from uniasr.audio.decoding import AudioSource, load_audio
+from uniasr.audio.inputs import input_name
+from uniasr.audio.probe import audio_duration_seconds
 from uniasr.result import Alternative, Result, Segment
 from uniasr.vad import (
     SegmentRules,

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from uniasr.audio.decoding import AudioSource
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import Cmvn, Frontend
-from uniasr.audio.io import AudioError, AudioSource, expand_inputs, input_name
+from uniasr.audio.inputs import expand_inputs, input_name
 from uniasr.bundle import DecodeError, HotwordSpec, ModelBundle
 from uniasr.decode.search import SearchOptions
 from uniasr.decode.tokens import TokenTable

@@ -1,5 +1,8 @@
 """Audio input (any container, URL, bytes, arrays -> 16 kHz mono float32) and the FunASR feature frontend."""
 
+from uniasr.audio.blocks import iter_audio_blocks
+from uniasr.audio.decoding import AudioSource, load_audio, resample
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import (
     Cmvn,
     FeatureState,
@@ -12,16 +15,8 @@ from uniasr.audio.features import (
     finish_state,
     init_feature_state,
 )
-from uniasr.audio.io import (
-    AudioError,
-    AudioSource,
-    audio_duration_seconds,
-    expand_inputs,
-    iter_audio_blocks,
-    load_audio,
-    read_wav_scp,
-    resample,
-)
+from uniasr.audio.inputs import expand_inputs, read_wav_scp
+from uniasr.audio.probe import audio_duration_seconds
 
 __all__ = [
     "AudioError",

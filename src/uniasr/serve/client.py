@@ -138,7 +138,7 @@ async def stream_audio(
 
 def read_for_streaming(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Any audio file -> float32 mono samples at `sample_rate`."""
-    from uniasr.audio.io import load_audio
+    from uniasr.audio.decoding import load_audio
 
     return load_audio(Path(path), sample_rate)
 

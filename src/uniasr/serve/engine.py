@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from uniasr.audio.io import AudioError
+from uniasr.audio.errors import AudioError
 from uniasr.hotwords import HotwordLimits
 from uniasr.pipeline import Recognizer
 from uniasr.stream.endpoint import EndpointConfig
@@ -441,6 +441,6 @@ def _itn(event: StreamEvent) -> StreamEvent:
 
 def decode_file(data: bytes, sample_rate: int = 16000) -> np.ndarray:
     """The bytes of any audio container -> float32 mono samples at `sample_rate` (AudioError if not audio)."""
-    from uniasr.audio.io import load_audio
+    from uniasr.audio.decoding import load_audio
 
     return load_audio(bytes(data), sample_rate, name="uploaded audio")

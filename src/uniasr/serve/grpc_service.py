@@ -13,7 +13,8 @@ from functools import cache
 
 import numpy as np
 
-from uniasr.audio.io import AudioError, audio_duration_seconds
+from uniasr.audio.errors import AudioError
+from uniasr.audio.probe import audio_duration_seconds
 from uniasr.serve.engine import Delivery, Engine, LimitError, StreamRequest, decode_file
 from uniasr.serve.protocol import FUNASR_MODES, MAX_AUDIO_FS, MIN_AUDIO_FS
 from uniasr.stream.session import StreamEvent

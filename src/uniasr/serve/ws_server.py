@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from uniasr.audio.io import AudioError, audio_duration_seconds
+from uniasr.audio.errors import AudioError
+from uniasr.audio.probe import audio_duration_seconds
 from uniasr.serve.engine import Delivery, Engine, LimitError, StreamHandle, StreamRequest, decode_file
 from uniasr.serve.protocol import (
     CloseCode,

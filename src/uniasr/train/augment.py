@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uniasr.audio.io import resample
+from uniasr.audio.decoding import resample
 
 PCM_SCALE = 32768.0  # the frontend scales float samples to the int16 range before the fbank
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from uniasr.audio.io import AudioError
+from uniasr.audio.errors import AudioError
 from uniasr.decode.tokens import TokenTable
 from uniasr.train.data import DataIssue, Utterance, check_utterances, drop_long, read_manifest, with_frames
 from uniasr.train.features import FeatureMaker

@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import FrontendConfig
-from uniasr.audio.io import AudioError, audio_duration_seconds, read_wav_scp
+from uniasr.audio.inputs import read_wav_scp
+from uniasr.audio.probe import audio_duration_seconds
 
 log = logging.getLogger(__name__)
 

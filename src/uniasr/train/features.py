@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uniasr.audio.decoding import load_audio
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import Cmvn, Frontend, FrontendConfig, apply_lfr, compute_fbank
-from uniasr.audio.io import AudioError, load_audio
 from uniasr.train.augment import (
     NO_AUGMENT,
     AugmentConfig,
