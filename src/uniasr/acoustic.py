@@ -52,15 +52,6 @@ class PassResult:
     chunk: ChunkConfig
     config: PassConfig  # the pass that produced it
 
-    @property
-    def pass_index(self) -> int:
-        return self.config.index
-
-    @property
-    def frame_ms(self) -> float:
-        """Duration of one encoder frame of this pass."""
-        return self.config.frame_ms
-
 
 def to_numpy(x: Any) -> np.ndarray:
     """numpy view of features given as an ndarray or a torch tensor (any device)."""
@@ -131,7 +122,7 @@ def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:
     """Project one utterance's encoder output for its pass's decoder."""
     blocks, geom = out.encoded.blocks, out.encoded.layout
     return DecoderMemory(
-        kv=backend.project_memory(out.pass_index, blocks.reshape(-1, blocks.shape[-1])),
+        kv=backend.project_memory(out.config.index, blocks.reshape(-1, blocks.shape[-1])),
         valid=geom.valid_rows().reshape(-1),
         layout=geom,
         token_blocks=out.cif.fire_blocks,
@@ -149,7 +140,7 @@ def decode(
         outs = run_passes(backend, [to_numpy(f) for f in feats], mode)
         memories = [decoder_memory(backend, o) for o in outs]
         search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
-        with backend.decoding(outs[0].pass_index):
-            scorer = backend.scorer(outs[0].pass_index, memories)
+        with backend.decoding(outs[0].config.index):
+            scorer = backend.scorer(outs[0].config.index, memories)
             hyps = search(scorer, [m.token_num for m in memories], opts)
     return list(zip(outs, hyps))

@@ -41,15 +41,6 @@ class PassStream:
     final_memory: DecoderMemory | None = None
     final_cif: CifOutput | None = None
 
-    @property
-    def pass_index(self) -> int:
-        return self.config.index
-
-    @property
-    def frame_ms(self) -> float:
-        """Duration of one encoder frame of this pass."""
-        return self.config.frame_ms
-
     def memory(self) -> DecoderMemory:
         """The decoder memory over the blocks computed so far (token blocks from the floor-cumsum fires)."""
         if self.final_memory is not None:
@@ -83,7 +74,7 @@ def run_encoders(backend: AcousticBackend, streams: list[PassStream]) -> None:
     """Encode ready blocks of all streams (grouped by chunk configuration), then predictor, CIF and memory."""
     groups: dict[tuple, list[PassStream]] = {}
     for ps in streams:
-        groups.setdefault((ps.pass_index, ps.encoder.chunk), []).append(ps)
+        groups.setdefault((ps.config.index, ps.encoder.chunk), []).append(ps)
     for (pass_index, _), group in groups.items():
         new_blocks = encode_streams(backend, pass_index, [ps.encoder for ps in group])
         for ps, blocks in zip(group, new_blocks):
@@ -98,7 +89,7 @@ def _after_blocks(backend: AcousticBackend, ps: PassStream, blocks: np.ndarray) 
     first = st.next_block - blocks.shape[0]
     centre = lay.centre_rows(first, st.next_block)
     valid = lay.valid_rows()[first : st.next_block] if st.finished else np.ones_like(centre)
-    alphas = backend.predictor_alphas(ps.pass_index, blocks, valid, centre)
+    alphas = backend.predictor_alphas(ps.config.index, blocks, valid, centre)
     a = alphas[centre]
     ps.alphas.append(a)
     base = first * lay.stride
@@ -112,7 +103,7 @@ def _after_blocks(backend: AcousticBackend, ps: PassStream, blocks: np.ndarray) 
         while f >= have + 1:
             ps.floor_fires.append(base + i)
             have += 1
-    projected = backend.project_memory(ps.pass_index, blocks.reshape(-1, blocks.shape[-1]))
+    projected = backend.project_memory(ps.config.index, blocks.reshape(-1, blocks.shape[-1]))
     if not ps.kv:
         ps.kv = [(GrowingRows(), GrowingRows()) for _ in projected]
     for (gk, gv), (pk, pv) in zip(ps.kv, projected):
@@ -162,7 +153,7 @@ def run_searches(
     configuration (the decoder memory rows of a step depend on both: mode normal and offline differ)."""
     groups: dict[tuple, list[PassStream]] = {}
     for ps in streams:
-        groups.setdefault((ps.pass_index, ps.encoder.chunk), []).append(ps)
+        groups.setdefault((ps.config.index, ps.encoder.chunk), []).append(ps)
     for (pass_index, _), group in groups.items():
         scorer = backend.scorer(pass_index, [ps.memory() for ps in group])
         searches = []

@@ -381,7 +381,7 @@ def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) ->
     fires = np.asarray(ps.floor_fires, dtype=np.int64)
     alphas = ps.alphas.view() if len(ps.alphas) else np.zeros(1)
     offset = u.start_sample * 1000 // s.sample_rate
-    return best_tokens(hyp, fires, alphas, ps.frame_ms, s.rec.tokens, offset)
+    return best_tokens(hyp, fires, alphas, ps.config.frame_ms, s.rec.tokens, offset)
 
 
 def _text(s: StreamingSession, toks: list[str]) -> str:
@@ -398,7 +398,7 @@ def _emit_partial(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
     toks, times = [toks[i] for i in keep], [times[i] for i in keep]
     start = max(u.refresh_end_ms, u.start_sample * 1000 // s.sample_rate)
     end = (u.start_sample * 1000 // s.sample_rate) + int(
-        ps.encoder.next_block * ps.encoder.chunk.stride * ps.frame_ms
+        ps.encoder.next_block * ps.encoder.chunk.stride * ps.config.frame_ms
     )
     out.append(StreamEvent("partial", _text(s, toks), tuple(toks), tuple(times), start, end, u.index))
 
