@@ -7,7 +7,8 @@ import http.server
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,48 @@ def tls_certificate(tmp_path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, poll_s: float = 0.01) -> object:
+    """Poll `predicate` until it returns something truthy (-> that value); AssertionError naming `what`
+    after `timeout` seconds. For tests that wait on another thread or process, instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+@pytest.fixture(scope="session")
+def serve_rec():
+    """The recogniser of the websocket server tests (non-empty texts in every mode)."""
+    import uniasr
+
+    return uniasr.load(FIXTURES / "funasr_uniasr_lookback" / "model_dir")
+
+
+@pytest.fixture(scope="session")
+def ws_server(serve_rec):
+    """A websocket server (ws_helpers.LIMITS, no VAD) shared by the test_serve_* files."""
+    from ws_helpers import start_server
+
+    s = start_server(serve_rec)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def ws_vad_server(serve_rec):
+    """The same with the energy VAD (endpointing)."""
+    from uniasr.vad import load_vad
+    from ws_helpers import start_server
+
+    s = start_server(serve_rec, vad=load_vad("energy"))
+    yield s
+    s.stop()
 
 
 def batched_finals(sessions: list, clips: list, step: int) -> list[list]:
