@@ -18,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from conftest import INPUTS  # noqa: E402
+from conftest import INPUTS, wait_until  # noqa: E402
 from uniasr.audio.decoding import load_audio  # noqa: E402
 from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
 from uniasr.serve.client import to_pcm16  # noqa: E402
@@ -278,10 +278,8 @@ def exchange(server: BackgroundServer, mode: str, fields: tuple[str, ...], *fram
 
 
 def assert_released(s: BackgroundServer) -> None:
-    deadline = time.monotonic() + 10
-    while s.engine.open_streams and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert s.engine.open_streams == 0 and s._thread.is_alive()
+    wait_until(lambda: s.engine.open_streams == 0, 10, "the server to release every stream")
+    assert s._thread.is_alive()
 
 
 def test_surrogate_in_an_error_reason_is_sent():

@@ -13,7 +13,7 @@ grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 
 import uniasr  # noqa: E402
-from conftest import FIXTURES, INPUTS  # noqa: E402
+from conftest import FIXTURES, INPUTS, wait_until  # noqa: E402
 from uniasr.audio.decoding import load_audio  # noqa: E402
 from uniasr.serve.app import BackgroundServer, ServeOptions  # noqa: E402
 from uniasr.serve.client import to_pcm16  # noqa: E402
@@ -117,21 +117,14 @@ def test_stream_errors_then_still_serving(server, rec):
 
         def abandoned():  # the client stops mid-stream (once the server has it): it must release it
             yield from list(requests(audio, "normal", end=False))[:4]
-            wait_for(lambda: server.engine.open_streams > 0)
+            wait_until(lambda: server.engine.open_streams > 0, 10, "the stream to open")
             raise RuntimeError("client gave up")
 
         with pytest.raises(grpc.RpcError):
             list(s.Recognize(abandoned(), timeout=30))
         events = list(s.Recognize(requests(audio, "normal"), timeout=30))
         assert events[-2].text == rec.transcribe(audio, mode="normal")[0].text
-    wait_for(lambda: server.engine.open_streams == 0)
-
-
-def wait_for(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not true after {timeout_s} s: {condition}"
-        time.sleep(0.01)
+    wait_until(lambda: server.engine.open_streams == 0, 10, "the streams to be released")
 
 
 def test_too_long_without_vad_is_refused_before_decoding(rec, monkeypatch):
@@ -192,7 +185,7 @@ def test_stream_backpressure(rec):
         def watch() -> None:
             while not stop.is_set():
                 peak[0] = max(peak[0], sum(h.backlog_samples for h in handles))
-                time.sleep(0.002)
+                time.sleep(0.002)  # a sampler of the backlog over time (its peak), not a wait
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
