@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `recipes` lives at the repository root, outside the installed package
     sys.path.insert(0, str(ROOT))
 
-from recipes.synth_ja import augment, broaden, make_corpus, textprep  # noqa: E402
+from recipes.synth_ja import augment, broaden, make_corpus, mix, textprep  # noqa: E402
 from recipes.synth_ja.synth import (  # noqa: E402
     AugmentOptions,
     UttParams,
@@ -470,3 +470,32 @@ def test_kokoro_synthesis_16k_and_deterministic():
     np.testing.assert_array_equal(a, b)
     pcm = kokoro.finish(a, 0.1, 0.1, 0.8)
     assert pcm.dtype == np.int16 and len(pcm) == len(a) + 3200
+
+
+def _kaldi_dir(path: Path, keys: list[str]) -> Path:
+    path.mkdir(parents=True)
+    for name, value in (("wav.scp", "{k}.wav"), ("text", "テキスト{k}"), ("utt2dur", "1.5")):
+        (path / name).write_text("".join(f"{k} {value.format(k=k)}\n" for k in keys), encoding="utf-8")
+    return path
+
+
+def test_mix_takes_all_of_one_dir_and_a_seeded_draw_of_another(tmp_path):
+    a = _kaldi_dir(tmp_path / "a", ["a1", "a2"])
+    b = _kaldi_dir(tmp_path / "b", [f"b{i}" for i in range(10)])
+    assert mix.mix([str(a), f"{b}:4"], tmp_path / "out", seed=6) == 6
+    keys = [line.split()[0] for line in (tmp_path / "out" / "wav.scp").read_text().splitlines()]
+    assert keys[:2] == ["a1", "a2"] and len({k for k in keys if k.startswith("b")}) == 4
+    assert (tmp_path / "out" / "text").read_text().splitlines()[0] == "a1 テキストa1"
+    mix.mix([str(a), f"{b}:4"], tmp_path / "again", seed=6)
+    assert (tmp_path / "again" / "wav.scp").read_text() == (tmp_path / "out" / "wav.scp").read_text()
+    drawn = {k for k in keys if k.startswith("b")}
+    mix.mix([f"{b}:4"], tmp_path / "other", seed=7)  # another seed, another draw
+    assert {line.split()[0] for line in (tmp_path / "other" / "wav.scp").read_text().splitlines()} != drawn
+
+
+def test_mix_refuses_key_clashes_and_oversized_draws(tmp_path):
+    a = _kaldi_dir(tmp_path / "a", ["x1", "x2"])
+    with pytest.raises(ValueError, match="already taken"):
+        mix.mix([str(a), str(a)], tmp_path / "out", seed=0)
+    with pytest.raises(ValueError, match="asked for 3 of 2"):
+        mix.mix([f"{a}:3"], tmp_path / "out", seed=0)

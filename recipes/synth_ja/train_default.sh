@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the default model bundled in src/uniasr/models/default from the synthetic corpus, bundle it (float16)
 # and score it on the held-out test sentences: torch in three modes, ONNX fp32 and int8.
-# Usage: bash recipes/synth_ja/train_default.sh [NUM_UTTS] [EPOCHS] [EPOCHS2] [EPOCHS3] [EPOCHS4] [EPOCHS5]
+# Usage: bash recipes/synth_ja/train_default.sh [NUM_UTTS] [EPOCHS] [EPOCHS2] [EPOCHS3] [EPOCHS4] [EPOCHS5] [EPOCHS6]
 # Measured on the 2-core development machine: see src/uniasr/models/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +11,8 @@ EPOCHS2=${3:-7}
 EPOCHS3=${4:-7}
 EPOCHS4=${5:-4}
 EPOCHS5=${6:-2}
-# FROM_STAGE=5: run only stage 5 (and what follows), from the bundled model (stages 1-4 as committed)
+EPOCHS6=${7:-3}
+# FROM_STAGE=5 (or 6): run only stage 5 (or 6) and what follows, from the bundled model (earlier stages as committed)
 FROM_STAGE=${FROM_STAGE:-1}
 DATA=data/synth_ja
 EXP=exp/default
@@ -67,19 +68,46 @@ fi
 PASS2_60MS=(--override stride_conv_conf.stride=1 --override "encoder2_conf.chunk_size=[90, 140]"
   --override "encoder2_conf.stride=[70, 100]" --override "encoder2_conf.pad_left=[10, 20]")
 # one thread: with two on a 2-core machine shared with other jobs, steps were 5x slower (spinning waits)
+if [ "$FROM_STAGE" -le 5 ]; then
 OMP_NUM_THREADS=1 train --init "$INIT5" "${PASS2_60MS[@]}" --override model_conf.loss_weight_model1=0.0 --ctc-weight 0 \
   --freeze-pass1 --exp-dir "${EXP}_s1" --max-epochs "$EPOCHS5" --lr 4e-4 --warmup-steps 200 --seed 5 \
   --save-every-steps 200 --data-dir "$ORTHO"
+  INIT6="${EXP}_s1/model"
+else
+  INIT6="$BUNDLED"
+fi
+
+# Stage 6 (issue 13, any voice): Kokoro-82M voices jf_alpha, jf_gongitsune and their 50/50 blend read 1,200
+# training sentences (1.7 h; speaking rate drawn per utterance), mixed with 2,400 Open JTalk utterances of the
+# same corpus so the model keeps its voices; both passes train (pass 2 weighted 0.7). jf_nezumi stays held out
+# (the unseen-voice test set below); jf_tebukuro and jm_kumo are reserved and refused by kokoro.py.
+KOKORO=data/kokoro_train
+mkdir -p "$KOKORO/src"
+sed -n 1,450p "$DATA/train/text" > "$KOKORO/src/text_alpha"
+sed -n 451,900p "$DATA/train/text" > "$KOKORO/src/text_gong"
+sed -n 901,1200p "$DATA/train/text" > "$KOKORO/src/text_blend"
+kokoro() {  # NAME VOICE SEED SPEED_RANGE: one voice's training dirs (the two run in parallel, one core each)
+  OMP_NUM_THREADS=1 .venv/bin/python -m recipes.synth_ja.kokoro "$KOKORO/src/text_$1" --voice "$2" --seed "$3" \
+    --speed-range "$4" --out "$KOKORO/$1" --reading-out "${KOKORO}_ortho/$1" --flush-every 20 ${5:+--tag "$5"}
+}
+kokoro alpha jf_alpha 6 0.9,1.12 & kokoro gong jf_gongitsune 6 0.9,1.12 & wait
+kokoro blend jf_alpha:0.5,jf_gongitsune:0.5 7 0.85,1.15 blend_ag
+.venv/bin/python -m recipes.synth_ja.mix --out data/mix6/train --seed 6 "${KOKORO}_ortho/alpha" \
+  "${KOKORO}_ortho/gong" "${KOKORO}_ortho/blend" "$ORTHO/train:2400"
+mkdir -p data/mix6/dev && cp "$ORTHO/dev/"* data/mix6/dev/
+OMP_NUM_THREADS=1 train --init "$INIT6" --override model_conf.loss_weight_model1=0.3 --ctc-weight 0 \
+  --exp-dir "${EXP}_s6" --max-epochs "$EPOCHS6" --lr 3e-4 --warmup-steps 100 --seed 6 --save-every-steps 100 \
+  --data-dir data/mix6
 
 # decoding.yaml: token_num_relax 0 chosen on the dev set (see the model card), kept from stage 3's init
-.venv/bin/python -m recipes.synth_ja.bundle_default "${EXP}_s1/model" --out "$BUNDLED" --overwrite \
+.venv/bin/python -m recipes.synth_ja.bundle_default "${EXP}_s6/model" --out "$BUNDLED" --overwrite \
   --token-num-relax 0 --convert-kana
 # the kana -> written text LM (character 4-gram of the training sentences; see uniasr.kana_kanji)
 .venv/bin/python -m recipes.synth_ja.written_lm "$DATA/sentences/train.txt" --out "$BUNDLED"
 # the ONNX export the torch-free base install runs (int8 when within 0.3 CER points of fp32 on the test set)
 .venv/bin/python -m recipes.synth_ja.bundle_onnx "$BUNDLED" --ref "$DATA/test" --ref-reading "$ORTHO/test"
 STAGES=()
-for d in "$EXP" "${EXP}_ft" "${EXP}_ft2" "${EXP}_ft3" "${EXP}_s1"; do [ -f "$d/metrics.jsonl" ] && STAGES+=("$d/metrics.jsonl"); done
+for d in "$EXP" "${EXP}_ft" "${EXP}_ft2" "${EXP}_ft3" "${EXP}_s1" "${EXP}_s6"; do [ -f "$d/metrics.jsonl" ] && STAGES+=("$d/metrics.jsonl"); done
 .venv/bin/python -m recipes.synth_ja.plot_curve "${STAGES[@]}" --out docs/default_model_training.png
 
 # written text (the sentences) and the reading (orthographic kana), per mode
