@@ -24,9 +24,8 @@ from uniasr.model.config import ChunkConfig, PassConfig
 from uniasr.model.layout import (
     ChunkGeometry,
     look_back_rows,
-    merge_centres,
+    second_pass_window,
     split_blocks,
-    stride_window,
     to_chunked_layout,
 )
 from uniasr.model.modes import mode_settings
@@ -84,8 +83,7 @@ def encode(backend: AcousticBackend, pass_index: int, feats: Sequence[np.ndarray
 def second_pass_input(backend: AcousticBackend, feats: np.ndarray, enc1: Encoded) -> np.ndarray:
     """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
     sc = backend.config.stride_conv
-    z = np.concatenate([feats, merge_centres(enc1.blocks, enc1.layout)], axis=-1)
-    window = stride_window(z, -sc.pad_left, z.shape[0] + sc.pad_right, z.shape[0])
+    window = second_pass_window(feats, enc1.blocks, enc1.layout, sc.pad_left, sc.pad_right)
     return backend.stride_conv(window)
 
 

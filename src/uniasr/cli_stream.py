@@ -47,7 +47,7 @@ def _print_event(e, fmt: str, wall_s: float, colour: bool) -> None:
 
 
 def _pieces_from_file(path: str, rate: int, chunk: int):
-    from uniasr.audio.io import load_audio
+    from uniasr.audio.decoding import load_audio
 
     audio = load_audio(path, rate)
     for pos in range(0, len(audio), chunk):

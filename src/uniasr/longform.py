@@ -1,7 +1,7 @@
 """Long recordings: block-wise decoding, streaming VAD segmentation and batched recognition of the segments.
 
 An input longer than ``LongformOptions.threshold_s`` is never loaded whole. It is decoded in blocks of
-``block_s`` seconds (:func:`uniasr.audio.io.iter_audio_blocks`) and fed to a streaming VAD; the samples
+``block_s`` seconds (:func:`uniasr.audio.blocks.iter_audio_blocks`) and fed to a streaming VAD; the samples
 kept in memory are the current block, a short look-back (``lookback_s``, for segment starts that a VAD
 reports late) and the open speech segment. A segment still open at a block boundary carries its samples
 over to the next block, so it is never cut there. A segment longer than ``max_segment_s`` is split at the

@@ -3,8 +3,8 @@ to, which rows a SCAMA decoder step attends to, which rows feed the stride conv 
 §3.5.1, §3.6), and FunASR's dense masks as the reference formulation.
 
 The one definition for every backend: the index arrays are numpy, and the block functions (`split_blocks`,
-`merge_centres`, `to_chunked_layout`, `stride_window`) take numpy arrays or torch tensors alike (torch
-indexes with numpy arrays; gradients flow through them in training). This module never imports torch.
+`merge_centres`, `to_chunked_layout`, `stride_window`, `second_pass_window`) take numpy arrays or torch
+tensors alike (torch indexes with numpy arrays; gradients flow through them in training). No torch import.
 
 Terms: T frames in, S = stride, C = chunk_size, P = pad_left, F = fsmn pad rows, E = F + C rows per block in
 FunASR's chunked layout, N = ceil(T / S) blocks. Block k holds frames kS-P ... kS-P+C-1.
@@ -136,6 +136,19 @@ def stride_window(z: Any, first: int, last: int, total: int) -> Any:
     window is `stride_window(z, -pad_left, T + pad_right, T)`; streaming asks for the rows it can convolve.
     """
     return gather_rows(z, np.arange(first, last), total)
+
+
+def second_pass_window(
+    feats: Any, enc1_blocks: Any, geom: ChunkGeometry, pad_left: int, pad_right: int
+) -> Any:
+    """The stride conv's zero-padded input over a whole utterance: cat(features [T, F], encoder-1 centre
+    outputs [T, D]) between `pad_left` and `pad_right` zero rows -> [pad_left + T + pad_right, F + D], in the
+    features' dtype. enc1_blocks [N, C, D] are encoder 1's blocks of geometry `geom`."""
+    t, f = feats.shape
+    out = _zeros_like(feats, (pad_left + t + pad_right, f + enc1_blocks.shape[-1]))
+    out[pad_left : pad_left + t, :f] = feats
+    out[pad_left : pad_left + t, f:] = merge_centres(enc1_blocks, geom)
+    return out
 
 
 def look_back_rows(num_blocks: Sequence[int], look_back: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from torch import nn
 from uniasr.model.config import StrideConvConfig, UniASRConfig
 from uniasr.model.decoder import ScamaDecoder
 from uniasr.model.encoder import EncodedBlocks, SanmEncoder
-from uniasr.model.layout import merge_centres, stride_window
+from uniasr.model.layout import second_pass_window
 from uniasr.model.modes import MODES, mode_settings
 from uniasr.model.predictor import CifPredictor
 
@@ -26,7 +26,8 @@ __all__ = ["MODES", "StrideConv", "UniASR", "mode_settings"]
 class StrideConv(nn.Module):
     """ReLU(Conv1d(k, stride s)) over an already zero-padded window: [t, D] -> [(t - k)//s + 1, D].
 
-    The padding is `layout.stride_window` (the whole utterance, or the rows a stream can convolve)."""
+    The padding is `layout.second_pass_window` (a whole utterance) or `layout.stride_window` (the rows a
+    stream can convolve)."""
 
     def __init__(self, cfg: StrideConvConfig) -> None:
         super().__init__()
@@ -69,8 +70,9 @@ class UniASR(nn.Module):
     def second_pass_input(self, feats: torch.Tensor, enc1: EncodedBlocks) -> torch.Tensor:
         """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
         sc = self.cfg.stride_conv
-        z = torch.cat([feats, merge_centres(enc1.blocks, enc1.layout)], dim=-1)
-        return self.stride_conv(stride_window(z, -sc.pad_left, z.shape[0] + sc.pad_right, z.shape[0]))
+        return self.stride_conv(
+            second_pass_window(feats, enc1.blocks, enc1.layout, sc.pad_left, sc.pad_right)
+        )
 
     def forward(
         self, feats: list[torch.Tensor], ind: int, second_pass: bool = True, detach_first: bool = False

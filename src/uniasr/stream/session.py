@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from uniasr.acoustic import Encoded, PassResult
+from uniasr.audio.errors import AudioError
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
-from uniasr.audio.io import AudioError
 from uniasr.bundle import ModelBundle
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window

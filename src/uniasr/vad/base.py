@@ -106,7 +106,7 @@ def check_samples(samples: np.ndarray, expected_rate: int, sample_rate: int | No
     if sample_rate is not None and int(sample_rate) != int(expected_rate):
         raise ValueError(
             f"sample_rate={sample_rate} Hz, but this VAD expects {expected_rate} Hz audio; resample first "
-            f"(e.g. uniasr.audio.io.load_audio(source, sample_rate={expected_rate}))"
+            f"(e.g. uniasr.audio.load_audio(source, sample_rate={expected_rate}))"
         )
     array = np.asarray(samples)
     if array.ndim != 1:
