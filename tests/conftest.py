@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+FIXTURES = ROOT / "tests" / "fixtures"
 INPUTS = FIXTURES / "inputs"
 UNIASR_FIXTURES = ("funasr_uniasr_tiny", "funasr_uniasr_lookback")
 STEMS = ("short_0_7s", "speech_10s", "long_35s")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +9,13 @@ from recipes.synth_ja.bundle_default import bundle
 from recipes.synth_ja.plot_curve import join_stages
 
 import uniasr
+from conftest import ROOT
 from uniasr.cer import NormalizeOptions, score_texts
 from uniasr.funasr.model_dir import read_model_dir
 from uniasr.hub import default_model_dir, resolve_model
 from uniasr.kana_kanji import LM_FILE
 from uniasr.model.config import DecodingDefaults
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"
 # the bundled model writes orthographic katakana (Result.kana), shown as kanji-kana text (Result.text)
 SAMPLE_TEXT = (ROOT / "recipes" / "synth_ja" / "sample_ja.txt").read_text(encoding="utf-8").strip()

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INPUTS
+from conftest import INPUTS, ROOT
 from uniasr.audio.inputs import expand_inputs
 from uniasr.launch import RankInfo, device_for_rank, threads_for_rank
 from uniasr.sharding import ShardJob, merge_shards, run_rank, shard
 
-REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 CLIPS = ("speech_10s", "short_0_7s", "long_35s", "speech_10s", "short_0_7s", "speech_10s", "short_0_7s")
 
@@ -81,7 +80,7 @@ def test_torchrun_two_ranks_equal_one_process(tiny_dir, scp, tmp_path):
         text=True,
         timeout=300,
         env=env,
-        cwd=REPO,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("text", "token", "time_stamp"):

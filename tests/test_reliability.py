@@ -23,7 +23,7 @@ import soundfile as sf
 
 import uniasr
 import uniasr.longform as longform
-from conftest import FIXTURES, INPUTS, MODES, batched_finals, serve_http
+from conftest import FIXTURES, INPUTS, MODES, ROOT, batched_finals, serve_http
 from uniasr.audio import url as audio_url
 from uniasr.audio.decoding import load_audio
 from uniasr.audio.errors import AudioError
@@ -317,7 +317,7 @@ def test_a_truncated_wav_decodes_with_a_warning_naming_it(tmp_path, caplog):
     sf.write(full, load_audio(SHORT), RATE, subtype="PCM_16")
     cut = tmp_path / "cut.wav"
     cut.write_bytes(full.read_bytes()[:-4000])
-    with caplog.at_level(logging.WARNING, logger="uniasr.audio.io"):
+    with caplog.at_level(logging.WARNING, logger="uniasr.audio.decoding"):
         load_audio(full)
         assert not caplog.records
         samples = load_audio(cut)
@@ -331,7 +331,7 @@ def test_a_truncated_wav_decodes_with_a_warning_naming_it(tmp_path, caplog):
 def test_transcribe_says_how_the_rate_of_an_array_is_taken():
     doc = Recognizer.transcribe.__doc__
     assert "carries no sample rate" in doc and "16 kHz" in doc and "source_rate" in doc
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "taken to be 16 kHz" in readme
 
 
@@ -355,7 +355,7 @@ def test_a_model_file_holding_code_is_refused_without_weights_only_advice(tiny_d
 # ----------------------------------------------------------------------------- 9. training resume
 @pytest.fixture(scope="module")
 def train_data(tmp_path_factory) -> Path:
-    from test_train import make_split
+    from train.test_train import make_split  # tests/ is on sys.path (pyproject pythonpath)
 
     root = tmp_path_factory.mktemp("data")
     make_split(root, "train", 8, 0)
@@ -381,7 +381,7 @@ def test_resume_after_a_kill_keeps_each_step_once_and_skips_a_truncated_checkpoi
 
     import torch
 
-    from test_train import config
+    from train.test_train import config
     from uniasr.train.trainer import train
 
     exp = tmp_path / "exp"

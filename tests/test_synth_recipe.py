@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 if str(ROOT) not in sys.path:  # `recipes` lives at the repository root, outside the installed package
     sys.path.insert(0, str(ROOT))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import serve_http
+from conftest import FIXTURES, serve_http
 from uniasr.audio import url as audio_url
 from uniasr.audio.blocks import iter_audio_blocks
 from uniasr.audio.decoding import load_audio, resample
@@ -19,7 +19,7 @@ from uniasr.audio.errors import AudioError
 from uniasr.audio.inputs import expand_inputs, read_wav_scp
 from uniasr.audio.probe import audio_duration_seconds
 
-CLIP = Path(__file__).parent / "fixtures" / "inputs" / "speech_10s.wav"
+CLIP = FIXTURES / "inputs" / "speech_10s.wav"
 
 
 def _sine(freq: float, rate: int, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:

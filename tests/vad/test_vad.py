@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import FIXTURES
 from uniasr.vad import (
     EnergyVad,
     FsmnVad,
@@ -29,7 +30,6 @@ from uniasr.vad import (
 from uniasr.vad.fsmn_endpoint import EndpointConfig, Mark, initial_endpoint_state, run_block
 
 SR = 16000
-FIXTURES = Path(__file__).parent / "fixtures"
 FSMN_DIR = FIXTURES / "funasr_fsmn_vad_tiny" / "model_dir"
 INPUTS = FIXTURES / "inputs"
 HAVE_SILERO = importlib.util.find_spec("silero_vad") is not None

@@ -15,10 +15,9 @@ import torch
 
 import uniasr
 import uniasr.pipeline
-from conftest import serve_http
+from conftest import ROOT, serve_http
 from uniasr.compat import AutoModel, Tasks, pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"
 LONG = ROOT / "tests" / "fixtures" / "inputs" / "speech_10s.wav"
 MODES = ("fast", "normal", "offline")

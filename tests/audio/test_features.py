@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import FIXTURES
 from uniasr.audio.features import (
     Cmvn,
     Frontend,
@@ -20,7 +21,6 @@ from uniasr.audio.features import (
     init_feature_state,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 INPUTS = FIXTURES / "inputs"
 MODEL_DIR = FIXTURES / "funasr_uniasr_tiny" / "model_dir"
 REFERENCE = FIXTURES / "funasr_uniasr_tiny" / "reference"

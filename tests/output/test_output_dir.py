@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FIXTURES, ROOT
 from uniasr.longform import LongformOptions
 from uniasr.output.kaldi_dir import output_dir_files, write_output_dir
 from uniasr.pipeline import utterance_rtf
 from uniasr.result import Alternative, Result
 
-INPUTS = Path(__file__).parent / "fixtures" / "inputs"
-CLIPS = [INPUTS / "speech_10s.wav", Path(__file__).parents[1] / "recipes" / "synth_ja" / "sample_ja.wav"]
+INPUTS = FIXTURES / "inputs"
+CLIPS = [INPUTS / "speech_10s.wav", ROOT / "recipes" / "synth_ja" / "sample_ja.wav"]
 
 
 def _lines(path: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pytest
 from recipes.synth_ja.bundle_onnx import SOURCE_FILE
 
 import uniasr
+from conftest import ROOT
 from uniasr import extras
 from uniasr.backends.export_dir import read_manifest
 from uniasr.backends.onnx_backend import OnnxBackend
@@ -19,7 +20,6 @@ from uniasr.extras import MissingExtraError, install_line, require_extra
 from uniasr.funasr.model_dir import read_model_dir
 from uniasr.hub import default_model_dir, onnx_export_of
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"
 SAMPLE_READING = (ROOT / "recipes" / "synth_ja" / "sample_ja.reading.txt").read_text(encoding="utf-8").strip()
 TINY = ROOT / "tests" / "fixtures" / "funasr_uniasr_tiny" / "model_dir"

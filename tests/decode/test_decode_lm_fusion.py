@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from tests.test_decode_context import ScriptedScorer
 
+from decode.test_decode_context import ScriptedScorer  # tests/ is on sys.path
 from uniasr.decode.lm_fusion import TokenLMFusion
 from uniasr.decode.search import EOS, SOS, SearchOptions, beam_search
 from uniasr.lm.ngram import NgramLM, train_kneser_ney

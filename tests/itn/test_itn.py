@@ -7,16 +7,16 @@ import importlib
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from uniasr.itn import format_number, normalize, normalize_lines, parse_kanji_number
 from uniasr.itn.__main__ import main
 from uniasr.itn.lexicon import counters, prefixes, protected_words
 from uniasr.itn.protected import find_protected_spans
 
-GOLDEN_DIR = Path(__file__).parent / "itn_golden"
+GOLDEN_DIR = ROOT / "tests" / "itn_golden"
 #: Golden families run with kana=True; every other file runs with the default kana=False.
 KANA_FAMILIES = {"kana"}
 

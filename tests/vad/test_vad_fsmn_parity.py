@@ -8,19 +8,19 @@ Reference: frame tensors in ``reference/<stem>__vad.npz`` and segments of four r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from conftest import FIXTURES
 from uniasr.funasr.fsmn_vad import to_funasr_events
 from uniasr.vad.fsmn import FsmnVad
 from uniasr.vad.fsmn_endpoint import EndpointConfig, frame_is_speech
 
-FIXTURE = Path(__file__).parent / "fixtures" / "funasr_fsmn_vad_tiny"
-INPUTS = Path(__file__).parent / "fixtures" / "inputs"
+FIXTURE = FIXTURES / "funasr_fsmn_vad_tiny"
+INPUTS = FIXTURES / "inputs"
 REFERENCE = json.loads((FIXTURE / "reference" / "reference.json").read_text())
 WAVS = sorted(REFERENCE["inputs"])
 RUNS = [(wav, run) for wav in WAVS for run in REFERENCE["inputs"][wav]["runs"]]
