@@ -22,18 +22,23 @@ def input_name(key: str, source: Any) -> str:
     return key
 
 
+def _read_lines(where: str, what: str) -> list[str]:
+    """The lines of a UTF-8 list file (BOM allowed); AudioError naming `what` and the path otherwise."""
+    try:
+        return Path(where).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise AudioError(f"{what} not found: {where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AudioError(f"{where}: cannot read as UTF-8 text ({exc})") from exc
+
+
 def read_wav_scp(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Parse a Kaldi ``wav.scp`` (``<key> <path-or-URL>`` per line; blank lines skipped) -> [(key, path)].
 
     Paths are returned as written (Kaldi resolves relative paths against the working directory).
     """
     where = os.fspath(path)
-    try:
-        lines = Path(where).read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise AudioError(f"wav.scp not found: {where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AudioError(f"{where}: cannot read as UTF-8 text ({exc})") from exc
+    lines = _read_lines(where, "wav.scp")
     entries: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
@@ -64,12 +69,7 @@ def read_jsonl_list(path: str | os.PathLike) -> list[tuple[str, str]]:
     Paths are returned as written, as for wav.scp.
     """
     where = os.fspath(path)
-    try:
-        lines = Path(where).read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise AudioError(f"input list not found: {where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AudioError(f"{where}: cannot read as UTF-8 text ({exc})") from exc
+    lines = _read_lines(where, "input list")
     entries: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
