@@ -126,6 +126,22 @@ def test_endpointing_splits_speech_and_pauses(tiny_recognizer):
     assert [e.utterance for e in finals] == sorted({e.utterance for e in finals})
 
 
+def test_a_vad_without_endpoint_config_uses_the_default_one(tiny_recognizer):
+    audio, spans = speech_and_pauses()
+    rec, vad = tiny_recognizer, load_vad("energy")
+    given = StreamingSession(rec, mode="fast", vad=vad)  # this crashed on the first audio
+    default = StreamingSession(rec, mode="fast", endpoint=EndpointConfig(), vad=vad)
+    assert given.endpoint == EndpointConfig()
+    got, want = [], []
+    for pos in range(0, len(audio), 3200):
+        got += given.accept_waveform(audio[pos : pos + 3200])
+        want += default.accept_waveform(audio[pos : pos + 3200])
+    got += given.finish()
+    want += default.finish()
+    assert [(e.kind, e.text, e.start_ms) for e in got] == [(e.kind, e.text, e.start_ms) for e in want]
+    assert sum(e.kind == "final" for e in got) == len(spans)
+
+
 def test_memory_does_not_grow_over_a_long_stream(tiny_recognizer):
     """90 s of speech/pause cycles with endpointing: per-stream state stays bounded."""
     audio, _ = speech_and_pauses()
