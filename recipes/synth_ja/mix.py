@@ -15,24 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from uniasr.cer import read_text_file
+
 FILES = ("wav.scp", "text", "utt2dur")
-
-
-def read_table(path: Path) -> dict[str, str]:
-    """Kaldi `key value` lines -> {key: value}."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.partition(" ")
-        if key:
-            out[key] = value
-    return out
 
 
 def pick(source: str, seed: int) -> tuple[Path, list[str]]:
     """`DIR` or `DIR:N` -> (DIR, the keys taken: all, or N drawn without replacement)."""
     path, _, count = source.partition(":")
     d = Path(path)
-    keys = sorted(read_table(d / "wav.scp"))
+    keys = sorted(read_text_file(d / "wav.scp"))
     if count:
         n = int(count)
         if not 0 < n <= len(keys):
@@ -48,7 +40,7 @@ def mix(sources: list[str], out: Path, seed: int) -> int:
     for source in sources:
         d, keys = pick(source, seed)
         for name in FILES:
-            table = read_table(d / name)
+            table = read_text_file(d / name)
             missing = [k for k in keys if k not in table]
             if missing:
                 raise ValueError(f"{d / name}: no entry for {len(missing)} utterances, e.g. {missing[0]}")
