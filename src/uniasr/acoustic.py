@@ -23,6 +23,7 @@ from uniasr.model.cif import CifOutput, cif_output
 from uniasr.model.config import ChunkConfig, PassConfig
 from uniasr.model.layout import (
     ChunkGeometry,
+    EncodedBlocks,
     look_back_rows,
     second_pass_window,
     split_blocks,
@@ -34,12 +35,8 @@ if TYPE_CHECKING:
     from uniasr.backends.base import AcousticBackend
 
 
-@dataclass
-class Encoded:
-    """One utterance's encoder output in block form: `blocks` [N, C, D] (rows not valid are garbage)."""
-
-    blocks: np.ndarray
-    layout: ChunkGeometry
+Encoded = EncodedBlocks[np.ndarray]
+"""One utterance's encoder output as numpy blocks."""
 
 
 @dataclass

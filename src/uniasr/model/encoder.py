@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uniasr.model.config import EncoderConfig
-from uniasr.model.layout import ChunkGeometry, look_back_rows, split_blocks
+from uniasr.model.layout import ChunkGeometry, EncodedBlocks, look_back_rows, split_blocks
 
 LN_EPS = 1e-12
 
@@ -135,14 +135,6 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(self.ffn(self.norm_ffn(x))), kv
 
 
-@dataclass
-class EncodedBlocks:
-    """Encoder output of one utterance in block form: `blocks` [N, C, D] (rows not `valid` are garbage)."""
-
-    blocks: torch.Tensor
-    layout: ChunkGeometry
-
-
 class SanmEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
@@ -179,7 +171,7 @@ class SanmEncoder(nn.Module):
             heads.append(kv)
         return self.final_norm(x), heads
 
-    def forward(self, feats: list[torch.Tensor], ind: int) -> list[EncodedBlocks]:
+    def forward(self, feats: list[torch.Tensor], ind: int) -> list[EncodedBlocks[torch.Tensor]]:
         """Encode whole utterances as one batch of blocks. feats: list of [T_i, in_dim]."""
         layouts = [self.layout(f.shape[0], ind) for f in feats]
         blocks = torch.cat([split_blocks(self.embed(f), lay) for f, lay in zip(feats, layouts)])

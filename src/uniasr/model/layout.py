@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -94,6 +94,18 @@ class ChunkGeometry:
     def chunked_row(self, block, pos):
         """Row index in FunASR's chunked layout of block row (block, pos) (ints or integer arrays)."""
         return block * self.block_rows + self.fsmn_pad + pos
+
+
+Blocks = TypeVar("Blocks")  # np.ndarray or torch.Tensor
+
+
+@dataclass
+class EncodedBlocks(Generic[Blocks]):
+    """One utterance's encoder output in block form: `blocks` [N, C, D] (rows not valid are garbage), a
+    numpy array (`uniasr.acoustic`, streaming) or a torch tensor (the torch model, training)."""
+
+    blocks: Blocks
+    layout: ChunkGeometry
 
 
 def _zeros_like(x: Any, shape: tuple[int, ...]) -> Any:

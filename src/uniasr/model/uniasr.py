@@ -15,8 +15,8 @@ from torch import nn
 
 from uniasr.model.config import StrideConvConfig, UniASRConfig
 from uniasr.model.decoder import ScamaDecoder
-from uniasr.model.encoder import EncodedBlocks, SanmEncoder
-from uniasr.model.layout import second_pass_window
+from uniasr.model.encoder import SanmEncoder
+from uniasr.model.layout import EncodedBlocks, second_pass_window
 from uniasr.model.modes import MODES, mode_settings
 from uniasr.model.predictor import CifPredictor
 
@@ -67,7 +67,7 @@ class UniASR(nn.Module):
         )
         return passes[pass_index - 1]
 
-    def second_pass_input(self, feats: torch.Tensor, enc1: EncodedBlocks) -> torch.Tensor:
+    def second_pass_input(self, feats: torch.Tensor, enc1: EncodedBlocks[torch.Tensor]) -> torch.Tensor:
         """[T, F] features + encoder-1 blocks -> stride conv output [T2, F + D]."""
         sc = self.cfg.stride_conv
         return self.stride_conv(
@@ -76,7 +76,7 @@ class UniASR(nn.Module):
 
     def forward(
         self, feats: list[torch.Tensor], ind: int, second_pass: bool = True, detach_first: bool = False
-    ) -> tuple[list[EncodedBlocks], list[EncodedBlocks] | None]:
+    ) -> tuple[list[EncodedBlocks[torch.Tensor]], list[EncodedBlocks[torch.Tensor]] | None]:
         """Both encoders over whole utterances: feats list of [T_i, F] (CMVN'd LFR) -> (encoder-1 blocks,
         encoder-2 blocks or None without `second_pass`), chunk-list entry `ind` for both.
 

@@ -27,8 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from uniasr.decode.tokens import EOS, SOS
 from uniasr.model.config import ChunkConfig
-from uniasr.model.encoder import EncodedBlocks
-from uniasr.model.layout import ChunkGeometry, merge_centres
+from uniasr.model.layout import ChunkGeometry, EncodedBlocks, merge_centres
 from uniasr.model.uniasr import UniASR
 
 FIRE_TOL = 1e-4  # float32 slack so that Σ scaled alphas = n - ε still fires token n
@@ -147,7 +146,11 @@ class TrainingObjective(nn.Module):
         return len(targets)
 
     def pass_loss(
-        self, pass_index: int, encoded: list[EncodedBlocks], targets: Sequence[torch.Tensor], ind: int
+        self,
+        pass_index: int,
+        encoded: list[EncodedBlocks[torch.Tensor]],
+        targets: Sequence[torch.Tensor],
+        ind: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (summed KL, summed |Σα − (len(y)+1)|, number of correctly predicted targets) of one pass."""
         encoder, predictor, decoder = self.model.pass_modules(pass_index)
@@ -185,7 +188,9 @@ class TrainingObjective(nn.Module):
         correct = (logits.detach().argmax(-1) == ys_out).sum()
         return kl, mae, correct
 
-    def ctc_loss(self, encoded: list[EncodedBlocks], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+    def ctc_loss(
+        self, encoded: list[EncodedBlocks[torch.Tensor]], targets: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """Summed CTC loss (blank 0) of the auxiliary head over each utterance's centre frames."""
         assert self.ctc is not None
         hidden = pad_sequence([merge_centres(e.blocks, e.layout) for e in encoded], batch_first=True)
