@@ -22,7 +22,15 @@ from uniasr.backends.base import AcousticBackend
 from uniasr.decode.context import ContextGraph
 from uniasr.decode.search import Fusion, Hypothesis, SearchOptions
 from uniasr.decode.tokens import TokenTable
-from uniasr.hotwords import DEFAULT_WEIGHT, Hotword, HotwordLimits, build_graph, parse_hotwords, written_forms
+from uniasr.hotwords import (
+    DEFAULT_AC_THRESHOLD,
+    DEFAULT_WEIGHT,
+    Hotword,
+    HotwordLimits,
+    build_graph,
+    parse_hotwords,
+    written_forms,
+)
 from uniasr.kana_kanji import KanaKanjiConverter, UserWords
 from uniasr.model.config import DecodingDefaults, UniASRConfig
 from uniasr.result import Result, hypotheses_to_result
@@ -118,14 +126,20 @@ class ModelBundle:
         hotwords: HotwordSpec | None,
         weight: float | None = None,
         limits: HotwordLimits = HotwordLimits(),
+        ac_threshold: float | None = None,
     ) -> ContextGraph | None:
         """A hotword list (a path, text lines, {phrase: weight}, a list; see `uniasr.hotwords`) in this
         model's token space, for `transcribe(hotwords=...)` / `StreamingSession(hotwords=...)`; None when
-        empty. A ContextGraph is passed through. `weight`: the bonus per token of phrases without one."""
+        empty. A ContextGraph is passed through. `weight`: the bonus per token of phrases without one;
+        `ac_threshold`: the decoder probability a phrase's tokens must average (geometric mean) to count."""
         if hotwords is None or isinstance(hotwords, ContextGraph):
             return hotwords
         return build_graph(
-            parse_hotwords(hotwords), self.tokens.index, DEFAULT_WEIGHT if weight is None else weight, limits
+            parse_hotwords(hotwords),
+            self.tokens.index,
+            DEFAULT_WEIGHT if weight is None else weight,
+            limits,
+            ac_threshold=DEFAULT_AC_THRESHOLD if ac_threshold is None else ac_threshold,
         )
 
     def use_lm(self, lm: Any, weight: float, length_bonus: float = 0.0) -> None:

@@ -31,6 +31,10 @@ def add_context_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--hotword-weight", type=float, default=None, help="bonus per token (nats) of phrases without one"
     )
+    p.add_argument(
+        "--hotword-threshold", type=float, default=None, metavar="P",
+        help="a phrase counts only where the model's probabilities of its tokens average at least P (0-1)",
+    )  # fmt: skip
     p.add_argument("--lm", default=None, metavar="FILE", help="token-level n-gram LM (ARPA, .gz ok) to fuse")
     p.add_argument("--lm-weight", type=float, default=0.15, help="scale of the fused LM's log-probabilities")
     p.add_argument("--lm-length-bonus", type=float, default=0.0, help="nats per token with --lm")
@@ -43,7 +47,9 @@ def apply_context_args(rec, args: argparse.Namespace):
     if getattr(args, "lm", None):
         rec.use_lm(args.lm, args.lm_weight, args.lm_length_bonus)
     if getattr(args, "hotwords", None):
-        return rec.hotword_graph(Path(args.hotwords), args.hotword_weight)
+        return rec.hotword_graph(
+            Path(args.hotwords), args.hotword_weight, ac_threshold=getattr(args, "hotword_threshold", None)
+        )
     return None
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from uniasr.decode.context import ContextGraph, ContextPhrase
 
 DEFAULT_WEIGHT = 2.0  # nats per token (the rare-term set's tuning half, beam 10: bench/RESULTS.md)
+DEFAULT_AC_THRESHOLD = 0.1  # a phrase counts when its tokens' decoder probabilities average this much
 MAX_WEIGHT = 10.0
 
 
@@ -176,8 +177,10 @@ def build_graph(
     default_weight: float = DEFAULT_WEIGHT,
     limits: HotwordLimits = HotwordLimits(),
     reader: Reader = open_jtalk_readings,
+    ac_threshold: float = DEFAULT_AC_THRESHOLD,
 ) -> ContextGraph | None:
-    """Hotwords -> the search's ContextGraph (None for an empty list). `token_index`: token -> id."""
+    """Hotwords -> the search's ContextGraph (None for an empty list). `token_index`: token -> id;
+    `ac_threshold`: see `ContextGraph`."""
     hotwords = list(hotwords)
     if not hotwords:
         return None
@@ -196,7 +199,9 @@ def build_graph(
             if len(form) < 2:
                 raise HotwordError(f"hotword {hw.text!r} is a single token ({form!r}): give at least two")
             phrases.append(ContextPhrase(tuple(token_index[c] for c in form), weight, hw.text))
-    return ContextGraph(phrases)
+    if not 0.0 <= ac_threshold < 1.0:
+        raise HotwordError(f"hotword acoustic threshold {ac_threshold} must be in [0, 1)")
+    return ContextGraph(phrases, ac_threshold)
 
 
 def written_forms(graph: ContextGraph | None, tokens: Any) -> tuple[tuple[str, str], ...]:

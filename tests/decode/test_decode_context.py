@@ -12,12 +12,14 @@ from uniasr.decode.search import EOS, SOS, SearchOptions, beam_search
 V = 12
 
 
-def walk(graph: ContextGraph, tokens: list[int], end: bool = True) -> float:
-    """Total bonus of a token sequence (ending the hypothesis when `end`)."""
-    state, total = graph.root, 0.0
-    for t in tokens:
-        total += float(graph.bonus(state, V)[t])
-        state = graph.next_state(state, t)
+def walk(graph: ContextGraph, tokens: list[int], end: bool = True, logps: list[float] | None = None) -> float:
+    """Total bonus of a token sequence (ending the hypothesis when `end`); `logps`: the decoder's
+    log-probability of each token (default 0)."""
+    state, total = graph.initial(), 0.0
+    for i, t in enumerate(tokens):
+        lp = 0.0 if logps is None else logps[i]
+        total += float(graph.bonus(state, np.full(V, lp, dtype=np.float32))[t])
+        state = graph.next_state(state, t, lp)
     return total + (graph.final(state) if end else 0.0)
 
 
@@ -53,8 +55,8 @@ def test_weight_per_phrase_and_shared_prefix_takes_the_larger():
     g = ContextGraph([ContextPhrase((3, 4), 1.0), ContextPhrase((3, 5), 3.0)])
     assert walk(g, [3, 4]) == pytest.approx(3.0 + 1.0)  # the shared first token carries max(1, 3)
     assert walk(g, [3, 5]) == pytest.approx(6.0)
-    assert g.bonus(g.root, V)[3] == pytest.approx(3.0)
-    assert g.bonus(g.root, V)[7] == 0.0
+    assert g.bonus(g.initial(), np.zeros(V))[3] == pytest.approx(3.0)
+    assert g.bonus(g.initial(), np.zeros(V))[7] == 0.0
 
 
 def test_bonus_row_matches_the_walk_for_every_token():
@@ -66,11 +68,48 @@ def test_bonus_row_matches_the_walk_for_every_token():
     for _ in range(50):
         seq = rng.integers(3, 9, size=6).tolist()
         prefix = walk(g, seq[:-1], end=False)
-        state = g.root
+        state = g.initial()
         for t in seq[:-1]:
             state = g.next_state(state, t)
-        row = g.bonus(state, V)
+        row = g.bonus(state, np.zeros(V))
         assert walk(g, seq, end=False) == pytest.approx(prefix + float(row[seq[-1]]), abs=1e-5)
+
+
+def test_acoustic_threshold_counts_only_phrases_the_decoder_finds_likely():
+    g = ContextGraph([ContextPhrase((3, 4, 5), 2.0)], ac_threshold=0.2)  # mean log-prob >= ln 0.2 = -1.61
+    assert walk(g, [3, 4, 5], logps=[-0.1, -0.5, -1.0]) == pytest.approx(6.0)  # mean -0.53: counts
+    assert walk(g, [3, 4, 5], logps=[-0.1, -0.5, -6.0]) == pytest.approx(0.0)  # mean -2.2: loan taken back
+    assert walk(g, [3, 4, 5, 8], logps=[-0.1, -0.5, -6.0, 0]) == pytest.approx(0.0)
+    assert walk(g, [3, 4], end=False, logps=[-0.1, -9.0]) == pytest.approx(4.0)  # the loan is still given
+    # the same walk without a threshold keeps the phrase; a suffix phrase is judged on its own tokens
+    assert walk(ContextGraph(g.phrases), [3, 4, 5], logps=[-0.1, -0.5, -6.0]) == pytest.approx(6.0)
+    g = ContextGraph([ContextPhrase((3, 4, 5), 1.0), ContextPhrase((4, 5), 1.0)], ac_threshold=0.2)
+    assert walk(g, [3, 4, 5], logps=[-9.0, -0.1, -0.1]) == pytest.approx(2.0)  # only 4 5 counts
+    with pytest.raises(ValueError, match="threshold"):
+        ContextGraph(g.phrases, ac_threshold=1.0)
+
+
+def test_acoustic_threshold_in_the_search_refuses_an_unlikely_phrase():
+    logits = _table()
+    logits[1, 4] = -6.0  # the decoder finds the hotword's second token unlikely
+    graph = ContextGraph([ContextPhrase((3, 4), 4.0)])
+    opts = SearchOptions(beam_size=4, token_num_relax=0, hotwords=graph)
+    assert beam_search(ScriptedScorer(logits), [3.0], opts)[0][0].token_ids == [SOS, 3, 4, EOS, EOS]
+    strict = SearchOptions(beam_size=4, token_num_relax=0, hotwords=ContextGraph(graph.phrases, 0.1))
+    assert beam_search(ScriptedScorer(logits), [3.0], strict)[0][0].token_ids == [SOS, 6, 7, EOS, EOS]
+
+
+def test_unbiased_beam_keeps_the_hypothesis_the_bias_would_prune():
+    logits = np.full((3, V), -8.0, dtype=np.float32)
+    logits[0, [6, 3]] = [-0.1, -2.0]  # the bonus lifts 3 (a hotword's start) over 6 ...
+    logits[1, [7, 4]] = [-0.1, -9.0]  # ... but the hotword's next token is unlikely: its match fails
+    logits[2, EOS] = -0.1
+    graph = ContextGraph([ContextPhrase((3, 4, 5), 3.0)])
+    for reserve, want in ((0, [SOS, 3, 7, EOS, EOS]), (1, [SOS, 6, 7, EOS, EOS])):
+        opts = SearchOptions(beam_size=1, token_num_relax=0, hotwords=graph, unbiased_beam=reserve)
+        assert beam_search(ScriptedScorer(logits), [3.0], opts)[0][0].token_ids == want, reserve
+    with pytest.raises(ValueError, match="unbiased_beam"):
+        SearchOptions(unbiased_beam=-1)
 
 
 def test_bad_phrases_are_refused():

@@ -34,7 +34,7 @@ def test_rows_equal_the_back_off_probabilities(order, tmp_path):
         state = fusion.initial()
         for s in hist:
             state = fusion.next_state(state, TOKENS.index(s))
-        row = fusion.bonus(state, len(TOKENS))
+        row = fusion.bonus(state, np.zeros(len(TOKENS)))
         for tid, sym in enumerate(TOKENS):
             if sym in ("<blank>", "<s>"):
                 continue
@@ -43,7 +43,7 @@ def test_rows_equal_the_back_off_probabilities(order, tmp_path):
 
 
 def test_weight_zero_adds_nothing_and_negative_is_refused():
-    assert not np.any(TokenLMFusion(_lm(), TOKENS, 0.0).bonus((SOS,), len(TOKENS)))
+    assert not np.any(TokenLMFusion(_lm(), TOKENS, 0.0).bonus((SOS,), np.zeros(len(TOKENS))))
     with pytest.raises(ValueError, match="lm weight"):
         TokenLMFusion(_lm(), TOKENS, -1.0)
 

@@ -127,9 +127,9 @@ def test_score_is_decoder_score_plus_kept_bonus(rec, audio):
     graph = ContextGraph([ContextPhrase(tuple(rec.tokens.to_ids(list(PHRASE))), 3.0, PHRASE)])
     got = rec.transcribe(audio, mode="fast", hotwords=graph)[0]
     kept = 0.0
-    state = graph.root
+    state = graph.initial()
     for t in got.token_ids:
-        kept += float(graph.bonus(state, len(rec.tokens))[t])
+        kept += float(graph.bonus(state, np.zeros(len(rec.tokens)))[t])
         state = graph.next_state(state, t)
     kept += graph.final(state)
     assert kept == pytest.approx(3.0 * len(PHRASE) * got.text.count(PHRASE), abs=1e-3)

@@ -15,11 +15,17 @@ where n is the Aho-Corasick transition (follow fail links until a node has a chi
 So a hypothesis that contains a whole phrase keeps its node_score once; one that matched part of a phrase and
 went elsewhere keeps nothing. Scores are natural-log units, added to the decoder's log-probabilities.
 
+With an acoustic threshold p (`ac_threshold`, as in sherpa-onnx's context graph) a phrase counts as found
+only when the decoder's own log-probabilities of its tokens average at least ln p: a hypothesis the bonus
+pushed into a phrase the decoder finds unlikely (ミタイ -> ミタライ) gets no output score, and its loan goes
+back when it moves on. A state is therefore the node and the decoder log-probabilities of the tokens it
+matched.
+
 >>> g = ContextGraph([ContextPhrase((5, 6, 7), 1.0)])
->>> s = g.root
+>>> s = g.initial()
 >>> total = 0.0
 >>> for t in (5, 6, 7, 9):
-...     total += float(g.bonus(s, 10)[t]); s = g.next_state(s, t)
+...     total += float(g.bonus(s, np.zeros(10))[t]); s = g.next_state(s, t)
 >>> total + g.final(s)
 3.0
 """
@@ -49,17 +55,27 @@ class ContextPhrase:
             raise ValueError(f"hotword {self.text!r}: weight {self.weight} is not a finite number")
 
 
-class ContextGraph:
-    """The prefix tree of `phrases` with fail links; states are node ids (`root` = 0).
+ContextState = tuple[int, tuple[float, ...]]
+"""A hypothesis's place in the graph: its node and the decoder log-probabilities of the tokens it matched."""
 
+
+class ContextGraph:
+    """The prefix tree of `phrases` with fail links; node ids count from `root` = 0.
+
+    `ac_threshold`: the probability in [0, 1) the decoder's log-probabilities of a phrase's tokens must
+    average (geometric mean) for the phrase to count (0: every match counts).
     Shared by all searches that use it (it is read-only after construction, apart from caches). Equality
     and hashing are by identity, so search options holding one group the sessions that share it.
     """
 
     root = 0
 
-    def __init__(self, phrases: Sequence[ContextPhrase]) -> None:
+    def __init__(self, phrases: Sequence[ContextPhrase], ac_threshold: float = 0.0) -> None:
+        if not 0.0 <= ac_threshold < 1.0:
+            raise ValueError(f"hotword acoustic threshold {ac_threshold} must be in [0, 1)")
         self.phrases = tuple(phrases)
+        self.ac_threshold = float(ac_threshold)
+        self._min_mean_logp = float(np.log(ac_threshold)) if ac_threshold > 0 else -np.inf
         self.children: list[dict[int, int]] = [{}]
         token_score = [0.0]
         ends: list[bool] = [False]
@@ -77,69 +93,100 @@ class ContextGraph:
                     token_score[nxt] = max(token_score[nxt], ph.weight)
                 node = nxt
             ends[node] = True
-        self.node_score, self.fail, order = self._depth_first_scores(token_score)
-        self.output_score = np.zeros(len(self.children), dtype=np.float64)
+        self.node_score, self.fail, self.depth, order = self._breadth_first(token_score)
+        # outputs[n]: (length, node_score) of every phrase that ends at n or at a suffix of n (fail chain)
+        self.outputs: list[tuple[tuple[int, float], ...]] = [()] * len(self.children)
         for n in order:  # breadth first: a node's fail target is shallower, so it is done already
-            own = self.node_score[n] if ends[n] else 0.0
-            self.output_score[n] = own + (self.output_score[self.fail[n]] if n != self.root else 0.0)
+            own = ((self.depth[n], float(self.node_score[n])),) if ends[n] else ()
+            self.outputs[n] = own + (self.outputs[self.fail[n]] if n != self.root else ())
         self._rows: dict[tuple[int, int], np.ndarray] = {}
         self._move_cache: dict[int, dict[int, int]] = {}
+        self._completing: dict[int, list[tuple[int, int]]] = {}  # node -> moves to nodes with outputs
 
-    def _depth_first_scores(self, token_score: list[float]) -> tuple[np.ndarray, list[int], list[int]]:
-        """node_score, fail link and the breadth-first order of every node."""
+    def _breadth_first(self, token_score: list[float]) -> tuple[np.ndarray, list[int], list[int], list[int]]:
+        """node_score, fail link and depth of every node, and the breadth-first order of the nodes."""
         node_score = np.zeros(len(self.children), dtype=np.float64)
         fail = [self.root] * len(self.children)
+        depth = [0] * len(self.children)
         order, queue = [], deque([self.root])
         while queue:
             node = queue.popleft()
             order.append(node)
             for tok, child in self.children[node].items():
                 node_score[child] = node_score[node] + token_score[child]
+                depth[child] = depth[node] + 1
                 if node != self.root:
                     f = fail[node]
                     while f != self.root and tok not in self.children[f]:
                         f = fail[f]
                     fail[child] = self.children[f].get(tok, self.root)
                 queue.append(child)
-        return node_score, fail, order
+        return node_score, fail, depth, order
 
-    def initial(self) -> int:
-        return self.root
+    def initial(self) -> ContextState:
+        return (self.root, ())
 
     def __len__(self) -> int:
         """Number of nodes, the root included."""
         return len(self.children)
 
-    def _moves(self, state: int) -> dict[int, int]:
-        """The transitions from `state` that do not lead to the root: token -> node."""
-        moves = self._move_cache.get(state)
+    def _moves(self, node: int) -> dict[int, int]:
+        """The transitions from `node` that do not lead to the root: token -> node."""
+        moves = self._move_cache.get(node)
         if moves is None:
-            moves, node = {}, state
+            moves, at = {}, node
             while True:  # deepest match first: a token's transition is the first node on the chain with it
-                for tok, child in self.children[node].items():
+                for tok, child in self.children[at].items():
                     moves.setdefault(tok, child)
-                if node == self.root:
+                if at == self.root:
                     break
-                node = self.fail[node]
-            self._move_cache[state] = moves
+                at = self.fail[at]
+            self._move_cache[node] = moves
         return moves
 
-    def bonus(self, state: int, vocab_size: int) -> np.ndarray:
-        """[V] float32: what each next token adds to a hypothesis in `state` (shared: do not modify)."""
-        key = (state, vocab_size)
+    def _row(self, node: int, vocab_size: int, with_outputs: bool) -> np.ndarray:
+        """[V] the bonus of each next token from `node`, with or without the output scores (cached)."""
+        key = (node * 2 + with_outputs, vocab_size)
         row = self._rows.get(key)
         if row is None:
-            row = np.full(vocab_size, -self.node_score[state], dtype=np.float32)
-            for tok, child in self._moves(state).items():
+            row = np.full(vocab_size, -self.node_score[node], dtype=np.float32)
+            for tok, child in self._moves(node).items():
                 if tok < vocab_size:
-                    row[tok] = self.node_score[child] - self.node_score[state] + self.output_score[child]
+                    out = sum(s for _, s in self.outputs[child]) if with_outputs else 0.0
+                    row[tok] = self.node_score[child] - self.node_score[node] + out
             self._rows[key] = row
         return row
 
-    def next_state(self, state: int, token: int) -> int:
-        """The state after `token` (Aho-Corasick transition)."""
-        return self._moves(state).get(token, self.root)
+    def bonus(self, state: ContextState, logp: np.ndarray) -> np.ndarray:
+        """[V] float32: what each next token adds to a hypothesis in `state` whose decoder log-probabilities
+        for the next token are `logp` [V] (they decide which phrases count; shared: do not modify)."""
+        node, matched = state
+        if self.ac_threshold == 0.0:
+            return self._row(node, logp.shape[0], True)
+        row = self._row(node, logp.shape[0], False)
+        completing = self._completing.get(node)
+        if completing is None:
+            completing = [(t, c) for t, c in self._moves(node).items() if self.outputs[c]]
+            self._completing[node] = completing
+        if completing:
+            row = row.copy()
+            for tok, child in completing:
+                if tok >= logp.shape[0]:
+                    continue
+                history = (*matched, float(logp[tok]))
+                row[tok] += sum(s for n, s in self.outputs[child] if self._heard(history[-n:]))
+        return row
 
-    def final(self, state: int) -> float:
+    def _heard(self, logps: tuple[float, ...]) -> bool:
+        return sum(logps) >= self._min_mean_logp * len(logps)
+
+    def next_state(self, state: ContextState, token: int, logp: float = 0.0) -> ContextState:
+        """The state after `token`, to which the decoder gave log-probability `logp` (Aho-Corasick)."""
+        node, matched = state
+        child = self._moves(node).get(token, self.root)
+        keep = self.depth[child]
+        return child, ((*matched, float(logp))[-keep:] if keep else ())
+
+    def final(self, state: ContextState) -> float:
         """Taken back when a hypothesis ends in `state`: its unfinished match's bonus."""
-        return -float(self.node_score[state])
+        return -float(self.node_score[state[0]])

@@ -13,7 +13,7 @@ last order-1 token ids.
 >>> from uniasr.lm.ngram import train_kneser_ney
 >>> lm = train_kneser_ney([["ア", "イ"], ["ア", "イ"], ["イ", "ア"]], order=2)
 >>> fusion = TokenLMFusion(lm, ["<blank>", "<s>", "</s>", "ア", "イ", "<unk>"], weight=1.0)
->>> row = fusion.bonus(fusion.initial(), 6)
+>>> row = fusion.bonus(fusion.initial(), np.zeros(6))
 >>> bool(row[3] > row[4])          # after <s>: ア more likely than イ
 True
 """
@@ -92,8 +92,15 @@ class TokenLMFusion:
                 row[listed[0]] = listed[1]
         return row
 
-    def bonus(self, state: tuple[int, ...], vocab_size: int) -> np.ndarray:
-        """[V] float32: weight * ln p(token | state) (shared: do not modify)."""
+    def bonus(self, state: tuple[int, ...], logp: np.ndarray) -> np.ndarray:
+        """[V] float32: weight * ln p(token | state) (shared: do not modify); `logp`, the decoder's
+        log-probabilities [V], only sets the size."""
+        row = self._row(state)
+        if logp.shape[0] != row.shape[0]:
+            raise ValueError(f"the LM was mapped onto {row.shape[0]} tokens; the decoder scores {len(logp)}")
+        return row
+
+    def _row(self, state: tuple[int, ...]) -> np.ndarray:
         row = self._rows.get(state)
         if row is None:
             if len(self._rows) >= CACHE_SIZE:
@@ -101,15 +108,13 @@ class TokenLMFusion:
             row = self.weight * LN10 * self._log10_row(state) + self.length_bonus
             row[EOS_ID] -= self.length_bonus
             row = self._rows[state] = row.astype(np.float32)
-        if vocab_size != row.shape[0]:
-            raise ValueError(f"the LM was mapped onto {row.shape[0]} tokens; the decoder scores {vocab_size}")
         return row
 
-    def next_state(self, state: tuple[int, ...], token: int) -> tuple[int, ...]:
+    def next_state(self, state: tuple[int, ...], token: int, logp: float = 0.0) -> tuple[int, ...]:
         if self.order == 1:
             return ()
         return (*state, token)[-(self.order - 1) :]
 
     def final(self, state: tuple[int, ...]) -> float:
         """Added when </s> ends a hypothesis without being scored (the search's last step)."""
-        return float(self.bonus(state, self.vocab_size)[EOS_ID])
+        return float(self._row(state)[EOS_ID])

@@ -33,6 +33,9 @@ class SearchOptions:
     end_margin: float = 10.0  # ... each have a finished hypothesis this far (nats) below the best
     hotwords: Fusion | None = None  # e.g. uniasr.decode.context.ContextGraph
     lm: Fusion | None = None  # e.g. uniasr.decode.lm_fusion.TokenLMFusion
+    # with hotwords: this many more hypotheses survive each step, the best by their score with the bonus
+    # still on loan taken back, so those the bias would prune stay in the running (bench/RESULTS.md)
+    unbiased_beam: int = 0
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:
@@ -43,6 +46,8 @@ class SearchOptions:
             raise ValueError(f"beam_size={self.beam_size} must be >= 1")
         if self.nbest < 1:
             raise ValueError(f"nbest={self.nbest} must be >= 1")
+        if self.unbiased_beam < 0:
+            raise ValueError(f"unbiased_beam={self.unbiased_beam} must be >= 0")
         if self.token_num_relax < 0:
             raise ValueError(f"token_num_relax={self.token_num_relax} must be >= 0")
 
@@ -61,10 +66,12 @@ class Fusion(Protocol):
     def initial(self) -> Any:
         """State of a new hypothesis (<s> only)."""
 
-    def bonus(self, state: Any, vocab_size: int) -> np.ndarray:
-        """[V] float32 added to the candidates of a hypothesis in `state` (the </s> entry included)."""
+    def bonus(self, state: Any, logp: np.ndarray) -> np.ndarray:
+        """[V] float32 added to the candidates of a hypothesis in `state` (the </s> entry included), whose
+        decoder log-probabilities for the next token are `logp` [V] (a fusion may ignore them)."""
 
-    def next_state(self, state: Any, token: int) -> Any: ...
+    def next_state(self, state: Any, token: int, logp: float = 0.0) -> Any:
+        """The state after `token`, to which the decoder gave log-probability `logp`."""
 
     def final(self, state: Any) -> float:
         """Added when a hypothesis in `state` ends with a </s> the search appended without scoring it."""
@@ -157,41 +164,67 @@ def _top_k(cand: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def _fused_rows(u: SearchState, fusions: Sequence[Fusion], vocab_size: int) -> np.ndarray:
-    """[n_hyps, V] the fusions' scores for every running hypothesis (their states start at <s>)."""
+def _fused_rows(u: SearchState, fusions: Sequence[Fusion], logp: np.ndarray) -> np.ndarray:
+    """[n_fusions, n_hyps, V] each fusion's scores for every running hypothesis (their states start at
+    <s>), given the decoder's log-probabilities `logp` [n_hyps, V]."""
     if not u.fused:
         u.fused = [tuple(f.initial() for f in fusions)] * len(u.ids)
-    rows = np.zeros((len(u.ids), vocab_size), dtype=np.float32)
+    rows = np.zeros((len(fusions), *logp.shape), dtype=np.float32)
     for r, states in enumerate(u.fused):
-        for f, st in zip(fusions, states):
-            rows[r] += f.bonus(st, vocab_size)
+        for i, (f, st) in enumerate(zip(fusions, states)):
+            rows[i, r] = f.bonus(st, logp[r])
     return rows
 
 
-def _fused_step(u: SearchState, fusions: Sequence[Fusion], parent: int, token: int) -> tuple[tuple, float]:
-    """The fusion states after `token` and what the fusions add if the hypothesis ends there."""
-    states = tuple(f.next_state(st, token) for f, st in zip(fusions, u.fused[parent]))
+def _fused_step(
+    u: SearchState, fusions: Sequence[Fusion], parent: int, token: int, logp: float
+) -> tuple[tuple, float]:
+    """The fusion states after `token` (decoder log-probability `logp`) and what the fusions add if the
+    hypothesis ends there."""
+    states = tuple(f.next_state(st, token, logp) for f, st in zip(fusions, u.fused[parent]))
     return states, float(sum(f.final(st) for f, st in zip(fusions, states)))
+
+
+def _candidates(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[tuple[int, int, float]]:
+    """(parent row, token, fused score) of the hypotheses that survive this step, best first: the best
+    `beam_size` by fused score, then the best `unbiased_beam` of the rest by the score they would have
+    with the hotwords' loan taken back (opts.hotwords is fusion 0)."""
+    k = min(opts.beam_size, logp.shape[1])
+    cand = logp + u.scores[:, None]
+    rows = _fused_rows(u, opts.fusions, logp) if opts.fusions else None
+    if rows is not None:
+        cand += rows.sum(axis=0)
+    top_ids = _top_k(cand, k)
+    flat_scores = np.take_along_axis(cand, top_ids, axis=1).reshape(-1)
+    order = np.argsort(-flat_scores, kind="stable")[: opts.beam_size]
+    chosen = [(int(j // k), int(top_ids[j // k, j % k]), flat_scores[j]) for j in order.tolist()]
+    reserve = opts.unbiased_beam
+    if reserve and opts.hotwords is not None and rows is not None:
+        hot = opts.hotwords
+        settled = u.scores + np.asarray([hot.final(st[0]) for st in u.fused], dtype=np.float32)
+        plain = logp + settled[:, None] + rows[1:].sum(axis=0)
+        taken = {(p, t) for p, t, _ in chosen}
+        extra = 0
+        for j in np.argsort(-plain, axis=None, kind="stable").tolist():
+            parent, token = divmod(j, logp.shape[1])
+            if (parent, token) not in taken:
+                chosen.append((parent, token, cand[parent, token]))
+                extra += 1
+                if extra == reserve:
+                    break
+    return chosen
 
 
 def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     """One beam step; returns the parent row of each surviving hypothesis."""
-    k = min(opts.beam_size, logp.shape[1])
     fusions = opts.fusions
-    cand = logp + u.scores[:, None]
-    if fusions:
-        cand += _fused_rows(u, fusions, logp.shape[1])
-    top_ids = _top_k(cand, k)
-    flat_scores = np.take_along_axis(cand, top_ids, axis=1).reshape(-1)
-    order = np.argsort(-flat_scores, kind="stable")[: opts.beam_size]
     last = u.max_steps is not None and u.step == u.max_steps - 1
     keep_ids, keep_scores, parents, keep_fused, keep_finals = [], [], [], [], []
-    for j in order.tolist():
-        parent, token = divmod(j, k)
-        ids = u.ids[parent] + [int(top_ids[parent, token])]
-        score, final, states = flat_scores[j], 0.0, ()
+    for parent, token, score in _candidates(u, logp, opts):
+        ids = u.ids[parent] + [token]
+        final, states = 0.0, ()
         if fusions:
-            states, final = _fused_step(u, fusions, parent, ids[-1])
+            states, final = _fused_step(u, fusions, parent, token, float(logp[parent, token]))
         if last:  # FunASR appends </s> at the last step, even after a chosen </s>
             if ids[-1] != EOS:
                 score = score + np.float32(final)
@@ -213,12 +246,12 @@ def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list
 
 def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     fusions = opts.fusions
-    row = logp[0] + _fused_rows(u, fusions, logp.shape[1])[0] if fusions else logp[0]
+    row = logp[0] + _fused_rows(u, fusions, logp[:1]).sum(axis=0)[0] if fusions else logp[0]
     token = int(np.argmax(row))
     u.scores = u.scores + row[token]
     ids = u.ids[0] + [token]
     if fusions:
-        states, final = _fused_step(u, fusions, 0, token)
+        states, final = _fused_step(u, fusions, 0, token, float(logp[0, token]))
         u.fused, u.finals = [states], np.asarray([final], dtype=np.float32)
     if u.max_steps is not None and u.step == u.max_steps - 1:
         if fusions and token != EOS:
