@@ -18,16 +18,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from uniasr.cer import read_text_file
+
 RATE = 16000
-
-
-def read_kaldi(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.partition(" ")
-        if key:
-            out[key] = value
-    return out
 
 
 def build(
@@ -39,8 +32,8 @@ def build(
     pauses: tuple[float, float],
     seed: int,
 ) -> Path:
-    wavs, texts = read_kaldi(data_dir / "wav.scp"), read_kaldi(data_dir / "text")
-    readings = read_kaldi(reading_dir / "text")
+    wavs, texts = read_text_file(data_dir / "wav.scp"), read_text_file(data_dir / "text")
+    readings = read_text_file(reading_dir / "text")
     keys = sorted(texts)[:max_utts]
     rng = np.random.default_rng(seed)
     (out / "sentences").mkdir(parents=True, exist_ok=True)
