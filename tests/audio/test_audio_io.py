@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import FIXTURES, serve_http
+from conftest import FIXTURES, serve_files
 from uniasr.audio import url as audio_url
 from uniasr.audio.blocks import iter_audio_blocks
 from uniasr.audio.decoding import load_audio, resample
@@ -251,22 +250,7 @@ def test_expand_inputs_keys(tmp_path: Path) -> None:
 def http_base(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """A local HTTP server on 127.0.0.1 serving ``files``; shut down after the test."""
     files: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404, "Not Found")
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve_http(Handler) as base:
+    with serve_files(files) as base:
         yield base, files
 
 

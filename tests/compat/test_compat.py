@@ -3,7 +3,6 @@ uniasr.compat, give the texts of Recognizer.transcribe() in every mode and for e
 
 from __future__ import annotations
 
-import http.server
 import inspect
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 
 import uniasr
 import uniasr.pipeline
-from conftest import ROOT, serve_http
+from conftest import ROOT, serve_files
 from uniasr.compat import AutoModel, Tasks, pipeline
 
 SAMPLE = ROOT / "recipes" / "synth_ja" / "sample_ja.wav"
@@ -31,20 +30,7 @@ def rec():
 
 @pytest.fixture(scope="module")
 def url_base():
-    files = {"/sample_ja.wav": SAMPLE.read_bytes()}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            body = files[self.path]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve_http(Handler) as base:
+    with serve_files({"/sample_ja.wav": SAMPLE.read_bytes()}) as base:
         yield base
 
 
