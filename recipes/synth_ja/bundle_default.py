@@ -38,9 +38,11 @@ def bundle(
     overwrite: bool = False,
     token_num_relax: int | None = None,
     convert_kana: bool | None = None,
+    early_end: bool | None = None,
 ) -> Path:
     """Bundle `model_dir` into `out`. Its decoding.yaml (if any) is kept, with `token_num_relax` /
-    `convert_kana` replaced where given; without either, a dir that has none gets none (FunASR's defaults)."""
+    `convert_kana` / `early_end` replaced where given; without any, a dir that has none gets none (FunASR's
+    defaults)."""
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
     if missing:
@@ -60,11 +62,8 @@ def bundle(
         shutil.copyfile(model_dir / name, out / name)
     has_decoding = (model_dir / DECODING_FILE).is_file()
     decoding = read_model_dir(model_dir).decoding if has_decoding else DecodingDefaults()
-    changes = {
-        k: v
-        for k, v in (("token_num_relax", token_num_relax), ("convert_kana", convert_kana))
-        if v is not None
-    }
+    given = {"token_num_relax": token_num_relax, "convert_kana": convert_kana, "early_end": early_end}
+    changes = {k: v for k, v in given.items() if v is not None}
     if has_decoding or changes:
         write_decoding(out, replace(decoding, **changes))
     else:
@@ -84,8 +83,16 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="decoding.yaml: the model writes orthographic kana, shown as kanji-kana text",
     )
+    p.add_argument(
+        "--early-end",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decoding.yaml: whether a hypothesis may end before the last search step (FunASR: yes)",
+    )
     args = p.parse_args(argv)
-    out = bundle(args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana)
+    out = bundle(
+        args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana, args.early_end
+    )
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")
 

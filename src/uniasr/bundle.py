@@ -195,7 +195,7 @@ class ModelBundle:
         beam = self.defaults.beam_size if beam_size is None else beam_size
         return SearchOptions(
             beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax, hotwords=hotwords,
-            lm=self.lm,
+            lm=self.lm, early_end=self.defaults.early_end,
         )  # fmt: skip
 
     def decode_features(

@@ -169,14 +169,20 @@ def test_modelscope_decoding_yaml_sets_defaults(ms_dirs):
     assert rec.tokens.tokens == recognizer("funasr_uniasr_tiny").tokens.tokens
 
 
-@pytest.mark.parametrize("mode", ["fast", "normal", "offline"])
-def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode):
+@pytest.mark.parametrize("mode,early_end", [("fast", True), ("normal", False), ("offline", True)])
+def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode, early_end):
     import shutil
 
-    from uniasr.funasr.model_dir import read_model_dir, write_decoding
+    from uniasr.funasr.model_dir import ModelDirError, read_model_dir, write_decoding
     from uniasr.model.config import DecodingDefaults
 
     model_dir = shutil.copytree(tiny_dir, tmp_path / "model")
-    want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode)
+    want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode, early_end=early_end)
     write_decoding(model_dir, want)
     assert read_model_dir(model_dir).decoding == want
+    rec = uniasr.load(model_dir)
+    assert rec.search_options(None, 1).early_end is early_end
+    with open(model_dir / "decoding.yaml", "a", encoding="utf-8") as f:
+        f.write("early_end: sometimes\n")
+    with pytest.raises(ModelDirError, match="early_end='sometimes'"):
+        read_model_dir(model_dir)

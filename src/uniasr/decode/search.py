@@ -7,6 +7,12 @@ is appended without a score; hypotheses ending in `</s>` are finished; the searc
 running or the end detector fires. All running hypotheses of all utterances are scored in one call.
 Scores are float32 sums, as in FunASR.
 
+`SearchOptions.early_end=False` (not FunASR's rule; the bundled default model's decoding.yaml sets it) lets a
+hypothesis choose `</s>` only at the last step, so every hypothesis has int(Σα + relax) tokens or one fewer.
+Sums of log-probabilities favour short hypotheses: with a wide beam a `</s>` chosen at step 0 (the empty
+text) can outscore a whole sentence (bench/RESULTS.md). A streaming search never advances to the last step
+before Σα is known (its steps are `safe_steps`), so it applies the rule exactly as a whole-utterance one.
+
 Fusion (`SearchOptions.hotwords`, `SearchOptions.lm`): each adds a row of scores over the vocabulary to every
 hypothesis's candidates before the top-k (a hotword bonus, weight x LM log-probability), keeps a small state
 per hypothesis, and adds its `final` score when a hypothesis ends with an unscored </s> (the last step). A
@@ -36,6 +42,7 @@ class SearchOptions:
     # with hotwords: this many more hypotheses survive each step, the best by their score with the bonus
     # still on loan taken back, so those the bias would prune stay in the running (bench/RESULTS.md)
     unbiased_beam: int = 0
+    early_end: bool = True  # False: </s> only at the last step (see the module docstring)
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:
@@ -185,6 +192,20 @@ def _fused_step(
     return states, float(sum(f.final(st) for f, st in zip(fusions, states)))
 
 
+def _last_step(u: SearchState) -> bool:
+    return u.max_steps is not None and u.step == u.max_steps - 1
+
+
+def _allowed(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> np.ndarray:
+    """The decoder's log-probabilities [n_hyps, V], with </s> refused (-inf) where opts.early_end is off
+    and this is not the last step (a streaming search before Σα is known never is at its last step)."""
+    if opts.early_end or _last_step(u):
+        return logp
+    out = logp.copy()
+    out[:, EOS] = -np.inf
+    return out
+
+
 def _candidates(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[tuple[int, int, float]]:
     """(parent row, token, fused score) of the hypotheses that survive this step, best first: the best
     `beam_size` by fused score, then the best `unbiased_beam` of the rest by the score they would have
@@ -218,7 +239,8 @@ def _candidates(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[t
 def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     """One beam step; returns the parent row of each surviving hypothesis."""
     fusions = opts.fusions
-    last = u.max_steps is not None and u.step == u.max_steps - 1
+    last = _last_step(u)
+    logp = _allowed(u, logp, opts)
     keep_ids, keep_scores, parents, keep_fused, keep_finals = [], [], [], [], []
     for parent, token, score in _candidates(u, logp, opts):
         ids = u.ids[parent] + [token]
@@ -246,6 +268,7 @@ def _advance_beam(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list
 
 def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> list[int]:
     fusions = opts.fusions
+    logp = _allowed(u, logp, opts)
     row = logp[0] + _fused_rows(u, fusions, logp[:1]).sum(axis=0)[0] if fusions else logp[0]
     token = int(np.argmax(row))
     u.scores = u.scores + row[token]
@@ -253,7 +276,7 @@ def _advance_greedy(u: SearchState, logp: np.ndarray, opts: SearchOptions) -> li
     if fusions:
         states, final = _fused_step(u, fusions, 0, token, float(logp[0, token]))
         u.fused, u.finals = [states], np.asarray([final], dtype=np.float32)
-    if u.max_steps is not None and u.step == u.max_steps - 1:
+    if _last_step(u):
         if fusions and token != EOS:
             u.scores = u.scores + u.finals
         ids.append(EOS)

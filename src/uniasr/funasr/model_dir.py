@@ -133,10 +133,11 @@ def _decoding(path: Path) -> DecodingDefaults:
     d = read_yaml(f)
     ind, dmode = int(d.get("decoding_ind", 0)), d.get("decoding_mode", "model2")
     mode = "fast" if dmode == "model1" else ("offline" if ind == 1 else "normal")
-    convert = d.get("convert_kana", False)
-    if not isinstance(convert, bool):
-        raise ModelDirError(f"{f}: convert_kana={convert!r}; expected true or false")
-    return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, convert)
+    flags = {key: d.get(key, default) for key, default in (("convert_kana", False), ("early_end", True))}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise ModelDirError(f"{f}: {key}={value!r}; expected true or false")
+    return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags)
 
 
 def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
@@ -149,6 +150,8 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
     }
     if decoding.convert_kana:
         fields["convert_kana"] = True
+    if not decoding.early_end:
+        fields["early_end"] = False
     return write_yaml(fields, Path(model_dir) / DECODING_FILE)
 
 

@@ -222,3 +222,5 @@ class DecodingDefaults:
     mode: str = "normal"
     # the model writes orthographic kana that `uniasr.kana_kanji` turns into kanji-kana text (uniasr's key)
     convert_kana: bool = False
+    # False: a hypothesis may end only at the last step (`SearchOptions.early_end`, uniasr's key)
+    early_end: bool = True
