@@ -5,11 +5,11 @@
 
 The set's first sentence of each term is the tuning half, the second the held-out half. The weight per
 token and the acoustic threshold are picked per mode on the tuning half together with the corpus dev set
-(data/synth_ja_ortho/dev): the highest term recall whose dev reading CER rises by at most 0.2 points over
-no hotwords (ties: the lower dev CER). The held-out
-half and the corpus test set (data/synth_ja_ortho/test, no rare terms) are then decoded with and without
-the full hotword list (recipes/hotwords/terms.txt, all 32 phrases, for every utterance). A term counts as
-recognised when the written text contains it as given (its reading in the kana output is reported too).
+(data/synth_ja_ortho/dev, or --dev): the highest term recall whose dev reading CER rises by at most 0.2
+points over no hotwords (ties: the lower dev CER). The held-out half and the corpus test set
+(data/synth_ja_ortho/test, no rare terms) are then decoded with and without the full hotword list
+(recipes/hotwords/terms.txt, all 32 phrases, for every utterance). A term counts as recognised when the
+written text contains it as given (its reading in the kana output is reported too).
 Prints a JSON line per configuration and a Markdown table.
 """
 
@@ -86,6 +86,8 @@ def main() -> None:
                    help="acoustic thresholds to sweep (default: the library's)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=None, help="with --weight: this acoustic threshold")
     p.add_argument("--unbiased-beam", type=int, default=0, help="SearchOptions.unbiased_beam")
+    p.add_argument("--dev", type=Path, default=REPO / "data" / "synth_ja_ortho" / "dev",
+                   help="Kaldi dir of the dev set for the sweep's CER rule")  # fmt: skip
     args = p.parse_args()
     global BEAM, UNBIASED
     BEAM, UNBIASED = args.beam, args.unbiased_beam
@@ -97,7 +99,7 @@ def main() -> None:
     terms = read_text_file(SET / "terms")
     tune = [i for i, k in enumerate(keys) if int(k.split("_")[1]) % 2 == 0]
     held = [i for i, k in enumerate(keys) if int(k.split("_")[1]) % 2 == 1]
-    dkeys, dwavs, _, dread = load_split(REPO / "data" / "synth_ja_ortho" / "dev")
+    dkeys, dwavs, _, dread = load_split(args.dev)
     tkeys, twavs, _, tread = load_split(REPO / "data" / "synth_ja_ortho" / "test")
     rows = []
     for mode in args.modes:
