@@ -1,7 +1,7 @@
 """Decoding speed with hotwords (1, 100, 1,000 phrases) and with the token LM, against plain decoding in
 the same process (same inputs, same model).
 
-    python bench/bench_hotwords.py [--model DIR] [--lm exp/token_lm/train_4gram.arpa.gz] [--utts 20]
+    python bench/bench_hotwords.py [--model DIR] [--lm exp/token_lm/train_5gram.arpa.gz] [--utts 20]
 
 Phrases are random katakana strings of 3-8 tokens (seeded), so the prefix tree has about 5 nodes a phrase.
 Each configuration decodes the first --utts utterances of data/synth_ja_ortho/test in `fast` and `normal`,
@@ -48,7 +48,7 @@ def best_time(fn, repeats: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=None)
-    p.add_argument("--lm", default=str(REPO / "exp" / "token_lm" / "train_4gram.arpa.gz"))
+    p.add_argument("--lm", default=str(REPO / "exp" / "token_lm" / "train_5gram.arpa.gz"))
     p.add_argument("--utts", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()

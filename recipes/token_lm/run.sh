@@ -7,14 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 UNIASR=${UNIASR:-.venv/bin/uniasr}
-LM=exp/token_lm/train_4gram.arpa.gz
+ORDER=${ORDER:-5}  # 5 was best on the 325-utterance dev set of 3/4/5/6 (bench/RESULTS.md)
+LM=exp/token_lm/train_${ORDER}gram.arpa.gz
 DEV=${DEV:-data/synth_ja_ortho/dev}
-RESULTS=${RESULTS:-exp/token_lm}
+RESULTS=${RESULTS:-exp/token_lm/o$ORDER}
 mkdir -p $RESULTS
-GRID=${GRID:-"0:0 0.1:0 0.15:0 0.2:0.4 0.3:0.7"}   # weight:length_bonus
+GRID=${GRID:-"0:0 0.1:0 0.2:0 0.3:0 0.1:0.2 0.2:0.2 0.2:0.4 0.3:0.4 0.3:0.7"}   # weight:length_bonus
 MODES=${MODES:-"fast normal offline"}
 [ -f $LM ] || .venv/bin/python -m recipes.token_lm.train data/synth_ja_ortho/train/text \
-  --model src/uniasr/models/default --out $LM --order 4
+  --model src/uniasr/models/default --out $LM --order $ORDER
 run() {  # split mode weight bonus
   local out=$RESULTS/$1_$2_w$3_b$4.json ref=data/synth_ja_ortho/test
   [ $1 = dev ] && ref=$DEV

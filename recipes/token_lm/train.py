@@ -3,7 +3,7 @@ training split's transcripts only, in the model's token space (the default model
 character a token).
 
     python -m recipes.token_lm.train data/synth_ja_ortho/train/text --model src/uniasr/models/default \\
-        --out exp/token_lm/train_4gram.arpa.gz --order 4
+        --out exp/token_lm/train_5gram.arpa.gz --order 5
 
 Each line of the Kaldi `text` file (`key transcript`) becomes the sequence of its characters; a character
 that is not one of the model's tokens becomes `<unk>`. Interpolated modified Kneser-Ney (uniasr.lm.ngram).
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("text", type=Path, help="Kaldi text file of the training split (key transcript)")
     p.add_argument("--model", type=Path, required=True, help="model dir whose tokens the LM predicts")
     p.add_argument("--out", type=Path, required=True, help="ARPA file to write (.gz: compressed)")
-    p.add_argument("--order", type=int, default=4)
+    p.add_argument("--order", type=int, default=5)
     args = p.parse_args(argv)
     tokens = set(read_model_dir(args.model).tokens)
     sentences = token_sentences(args.text, tokens)
