@@ -22,22 +22,11 @@ from ws_helpers import (  # noqa: E402
     url,
 )
 
-
-@pytest.fixture
-def rec(serve_rec):
-    return serve_rec
-
-
-@pytest.fixture
-def server(ws_server):
-    return ws_server
-
-
 # --- the page and the protocol unit -------------------------------------------------------------------------
 
 
-def test_static_page(server):
-    base = f"http://127.0.0.1:{server.port}"
+def test_static_page(ws_server):
+    base = f"http://127.0.0.1:{ws_server.port}"
     for path, kind in (
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
@@ -126,20 +115,21 @@ def test_worklet_resamples_to_16k(tmp_path, rate):
         assert np.sqrt(np.mean(high[steady] ** 2)) < 0.02  # vs 0.35 rms if it aliased to 6 kHz
 
 
-def test_client_command_prints_replies(server, rec, capsys):
+def test_client_command_prints_replies(ws_server, serve_rec, capsys):
     from uniasr.cli import main
 
     wav = INPUTS / "short_0_7s.wav"
     assert (
-        main(["client", "--url", url(server), "--fast-forward", "--json", "--mode", "offline", str(wav)]) == 0
+        main(["client", "--url", url(ws_server), "--fast-forward", "--json", "--mode", "offline", str(wav)])
+        == 0
     )
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert lines[0]["text"] == rec.transcribe(wav, mode="offline")[0].text and lines[-1]["is_end"]
-    assert main(["client", "--url", url(server), "--send-file", "--mode", "offline", str(wav)]) == 0
+    assert lines[0]["text"] == serve_rec.transcribe(wav, mode="offline")[0].text and lines[-1]["is_end"]
+    assert main(["client", "--url", url(ws_server), "--send-file", "--mode", "offline", str(wav)]) == 0
     assert "offline" in capsys.readouterr().out
 
 
-def test_microphone_client_with_a_fake_device(server, rec, monkeypatch):
+def test_microphone_client_with_a_fake_device(ws_server, serve_rec, monkeypatch):
     """`client --mic` logic with a stand-in for sounddevice that plays a clip in 60 ms blocks."""
     import sys
     import threading
@@ -170,7 +160,7 @@ def test_microphone_client_with_a_fake_device(server, rec, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(RawInputStream=FakeStream))
     replies = []
     pushed = [0]  # samples the server has received (the client drops what it has not sent when stopped)
-    open_stream = server.engine.open_stream
+    open_stream = ws_server.engine.open_stream
 
     def counting(*args, **kwargs):
         handle = open_stream(*args, **kwargs)
@@ -183,7 +173,7 @@ def test_microphone_client_with_a_fake_device(server, rec, monkeypatch):
         handle.push = counted
         return handle
 
-    monkeypatch.setattr(server.engine, "open_stream", counting)
+    monkeypatch.setattr(ws_server.engine, "open_stream", counting)
 
     def all_sent() -> None:
         assert played.wait(10), "the fake device did not finish playing"
@@ -192,11 +182,16 @@ def test_microphone_client_with_a_fake_device(server, rec, monkeypatch):
     async def run():
         stop = asyncio.Event()
         opts = ClientOptions(mode="2pass")
-        task = asyncio.create_task(stream_microphone(url(server), opts, lambda m, t: replies.append(m), stop))
+        task = asyncio.create_task(
+            stream_microphone(url(ws_server), opts, lambda m, t: replies.append(m), stop)
+        )
         await asyncio.get_running_loop().run_in_executor(None, all_sent)
         stop.set()
         await task
 
     asyncio.run(run())
     finals = [r["text"] for r in replies if r.get("event") == "final"]
-    assert finals == [rec.transcribe(audio_from_pcm(audio), mode="normal")[0].text] and replies[-1]["is_end"]
+    assert (
+        finals == [serve_rec.transcribe(audio_from_pcm(audio), mode="normal")[0].text]
+        and replies[-1]["is_end"]
+    )

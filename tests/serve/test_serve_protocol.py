@@ -31,16 +31,6 @@ from ws_helpers import (  # noqa: E402
 
 
 @pytest.fixture
-def rec(serve_rec):
-    return serve_rec
-
-
-@pytest.fixture
-def server(ws_server):
-    return ws_server
-
-
-@pytest.fixture
 def vad_server(ws_vad_server):
     return ws_vad_server
 
@@ -49,10 +39,10 @@ def vad_server(ws_vad_server):
 
 
 @pytest.mark.parametrize("mode", ["2pass", "online", "offline"])
-def test_final_equals_transcribe_without_vad(server, rec, mode):
+def test_final_equals_transcribe_without_vad(ws_server, serve_rec, mode):
     audio = load_audio(INPUTS / "speech_10s.wav")
-    replies = funasr_session(server, audio, mode)
-    want = rec.transcribe(audio, mode=OURS[mode])[0]
+    replies = funasr_session(ws_server, audio, mode)
+    want = serve_rec.transcribe(audio, mode=OURS[mode])[0]
     assert replies[-1] == {
         "mode": replies[-2]["mode"],
         "wav_name": "demo",
@@ -77,9 +67,9 @@ def test_final_equals_transcribe_without_vad(server, rec, mode):
         assert finals[0]["segments"][0]["text"] == want.text
 
 
-def test_partials_and_refreshes_carry_spans(server):
+def test_partials_and_refreshes_carry_spans(ws_server):
     audio = load_audio(INPUTS / "long_35s.wav")
-    replies = funasr_session(server, audio, "2pass")
+    replies = funasr_session(ws_server, audio, "2pass")
     partials = [r for r in replies if r.get("event") == "partial"]
     refreshes = [r for r in replies if r.get("event") == "refresh"]
     # sent as fast as possible, the worker takes up to 2 s of audio per round: one partial per round
@@ -91,7 +81,7 @@ def test_partials_and_refreshes_carry_spans(server):
     assert later and all(p["span"][0] >= refreshes[0]["span"][1] for p in later)
 
 
-def test_vad_endpointing_many_utterances(vad_server, rec):
+def test_vad_endpointing_many_utterances(vad_server, serve_rec):
     pieces, silence = [], np.zeros(24000, dtype=np.float32)
     for stem in ("speech_10s", "short_0_7s", "speech_10s"):
         pieces += [load_audio(INPUTS / f"{stem}.wav"), silence]
@@ -108,13 +98,13 @@ def test_vad_endpointing_many_utterances(vad_server, rec):
         assert len(spans) == 3, spans
         assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
         for start, end, text in spans:
-            assert text == rec.transcribe(audio[start * 16 : end * 16], mode=OURS[mode])[0].text
+            assert text == serve_rec.transcribe(audio[start * 16 : end * 16], mode=OURS[mode])[0].text
 
 
-def test_two_streams_on_one_connection(server, rec):
+def test_two_streams_on_one_connection(ws_server, serve_rec):
     audio = load_audio(INPUTS / "short_0_7s.wav")
-    want = rec.transcribe(audio, mode="normal")[0].text
-    with connect(url(server)) as ws:
+    want = serve_rec.transcribe(audio, mode="normal")[0].text
+    with connect(url(ws_server)) as ws:
         for name in ("first", "second"):
             ws.send(funasr_start("2pass", wav_name=name))
             ws.send(to_pcm16(audio))
@@ -124,8 +114,8 @@ def test_two_streams_on_one_connection(server, rec):
             assert [r["text"] for r in replies if r.get("event") == "final"] == [want]
 
 
-def test_empty_streams_get_only_the_end(server):
-    with connect(url(server)) as ws:
+def test_empty_streams_get_only_the_end(ws_server):
+    with connect(url(ws_server)) as ws:
         for mode in ("2pass", "offline"):
             ws.send(funasr_start(mode))
             ws.send(json.dumps({"is_speaking": False}))
@@ -139,25 +129,25 @@ def test_empty_streams_get_only_the_end(server):
         ]
 
 
-def test_8khz_is_resampled(server, rec):
+def test_8khz_is_resampled(ws_server, serve_rec):
     import soxr
 
     audio = load_audio(INPUTS / "speech_10s.wav")
     at_8k = soxr.resample(audio, 16000, 8000).astype(np.float32)
-    replies = funasr_session(server, at_8k, "2pass", chunk_bytes=960, rate=8000)
-    session = StreamingSession(rec, mode="normal")
+    replies = funasr_session(ws_server, at_8k, "2pass", chunk_bytes=960, rate=8000)
+    session = StreamingSession(serve_rec, mode="normal")
     local = session.accept_waveform((to_pcm16_array(at_8k)), 8000) + session.finish()
     final = [r for r in replies if r.get("event") == "final"][0]
     assert final["text"] == local[-1].text and abs(final["span"][1] - 10000) <= 50
 
 
 @pytest.mark.parametrize("mode", ["2pass", "online", "offline"])
-def test_container_upload_runs_the_mode_asked_for(server, rec, mode):
+def test_container_upload_runs_the_mode_asked_for(ws_server, serve_rec, mode):
     """A file (FunASR's client sends .wav/.mp3/.flac so) is decoded, then streamed in the requested mode:
     partials/refreshes/finals labelled as for PCM (it used to be decoded offline whatever the mode)."""
     data = (INPUTS / "speech_10s.wav").read_bytes()
-    want = rec.transcribe(INPUTS / "speech_10s.wav", mode=OURS[mode])[0].text
-    replies = send_file(server, data, mode)
+    want = serve_rec.transcribe(INPUTS / "speech_10s.wav", mode=OURS[mode])[0].text
+    replies = send_file(ws_server, data, mode)
     assert replies[-1]["is_end"] and want
     finals = [r for r in replies if r.get("event") == "final"]
     assert [f["text"] for f in finals] == [want]
@@ -172,19 +162,19 @@ def test_container_upload_runs_the_mode_asked_for(server, rec, mode):
     )
 
 
-def test_container_upload_errors(server, rec):
-    with connect(url(server)) as ws:
+def test_container_upload_errors(ws_server, serve_rec):
+    with connect(url(ws_server)) as ws:
         ws.send(funasr_start("offline", wav_format="mp3"))
         ws.send(b"\x00\x01" * 500)
         ws.send(json.dumps({"is_speaking": False}))
         expect_error(ws, 1007, "cannot decode")
 
 
-def test_fast_forward_client(server, rec):
+def test_fast_forward_client(ws_server, serve_rec):
     audio = load_audio(INPUTS / "short_0_7s.wav")
-    replies = asyncio.run(stream_audio(url(server), audio, ClientOptions(mode="2pass", realtime=False)))
+    replies = asyncio.run(stream_audio(url(ws_server), audio, ClientOptions(mode="2pass", realtime=False)))
     assert replies[-1]["is_end"] and [r for r in replies if r.get("is_final")][0]["text"] == (
-        rec.transcribe(audio, mode="normal")[0].text
+        serve_rec.transcribe(audio, mode="normal")[0].text
     )
 
 
@@ -192,15 +182,15 @@ def test_fast_forward_client(server, rec):
 
 
 @pytest.mark.parametrize("hotwords", [{"ヌヌネ": 3.0}, '{"ヌヌネ": 3.0}', "ヌヌネ 3"])
-def test_hotwords_field_reaches_the_search(server, rec, hotwords):
+def test_hotwords_field_reaches_the_search(ws_server, serve_rec, hotwords):
     """FunASR's `hotwords` (an object, its JSON text, or lines) biases this connection's search only."""
     audio = load_audio(INPUTS / "speech_10s.wav")[: 16000 * 4]
-    want = rec.transcribe(audio, mode="normal", hotwords={"ヌヌネ": 3.0})[0]
-    assert "ヌヌネ" in want.text and "ヌヌネ" not in rec.transcribe(audio, mode="normal")[0].text
-    replies = funasr_session(server, audio, "2pass", hotwords=hotwords)
+    want = serve_rec.transcribe(audio, mode="normal", hotwords={"ヌヌネ": 3.0})[0]
+    assert "ヌヌネ" in want.text and "ヌヌネ" not in serve_rec.transcribe(audio, mode="normal")[0].text
+    replies = funasr_session(ws_server, audio, "2pass", hotwords=hotwords)
     finals = [r for r in replies if r.get("event") == "final"]
     assert [f["text"] for f in finals] == [want.text]
-    plain = [r for r in funasr_session(server, audio, "2pass") if r.get("event") == "final"]
+    plain = [r for r in funasr_session(ws_server, audio, "2pass") if r.get("event") == "final"]
     assert "ヌヌネ" not in plain[0]["text"]
 
 
@@ -209,8 +199,8 @@ def test_hotwords_field_reaches_the_search(server, rec, hotwords):
     [({"ヌ": 2}, "single token"), ({"ヌヌ😀": 2}, "cannot write"), ({"ヌヌ": 0}, "> 0"),
      ("\n".join(f"ヌヌ{i}" for i in range(1001)), "at most 1000")],
 )  # fmt: skip
-def test_bad_hotwords_are_a_1007_naming_them(server, rec, hotwords, fragment):
-    with connect(url(server)) as ws:
+def test_bad_hotwords_are_a_1007_naming_them(ws_server, serve_rec, hotwords, fragment):
+    with connect(url(ws_server)) as ws:
         ws.send(funasr_start("2pass", hotwords=hotwords))
         expect_error(ws, 1007, fragment)
-    assert_still_serving(server, rec)
+    assert_still_serving(ws_server, serve_rec)

@@ -31,17 +31,6 @@ from ws_helpers import (  # noqa: E402
     url,
 )
 
-
-@pytest.fixture
-def rec(serve_rec):
-    return serve_rec
-
-
-@pytest.fixture
-def server(ws_server):
-    return ws_server
-
-
 # --- bad input: clear errors, the server keeps serving ------------------------------------------------------
 
 
@@ -67,50 +56,50 @@ def server(ws_server):
         (b"\x00\x00" * 960, 1003, "before the start message"),
     ],
 )
-def test_bad_first_message(server, rec, first, code, fragment):
-    with connect(url(server)) as ws:
+def test_bad_first_message(ws_server, serve_rec, first, code, fragment):
+    with connect(url(ws_server)) as ws:
         ws.send(first)
         expect_error(ws, code, fragment)
-    assert_still_serving(server, rec)
+    assert_still_serving(ws_server, serve_rec)
 
 
-def test_second_start_while_streaming(server, rec):
-    with connect(url(server)) as ws:
+def test_second_start_while_streaming(ws_server, serve_rec):
+    with connect(url(ws_server)) as ws:
         ws.send(funasr_start("2pass"))
         ws.send(b"\x00\x00" * 960)
         ws.send(funasr_start("offline"))
         expect_error(ws, 1007, "still open")
-    assert_still_serving(server, rec)
+    assert_still_serving(ws_server, serve_rec)
 
 
 @pytest.mark.parametrize(
     ("control", "fragment"),
     [({"is_speaking": "no"}, "is_speaking='no': expected true or false"), ({"is_end": 1}, "is_end=1")],
 )
-def test_bad_control_message_while_streaming(server, rec, control, fragment):
-    with connect(url(server)) as ws:
+def test_bad_control_message_while_streaming(ws_server, serve_rec, control, fragment):
+    with connect(url(ws_server)) as ws:
         ws.send(funasr_start("online"))
         ws.send(b"\x00\x00" * 960)
         ws.send(json.dumps(control))
         expect_error(ws, 1007, fragment)
-    assert_still_serving(server, rec)
+    assert_still_serving(ws_server, serve_rec)
 
 
-def test_oversized_message_closes_with_1009(server, rec):
-    with connect(url(server), max_size=None) as ws:
+def test_oversized_message_closes_with_1009(ws_server, serve_rec):
+    with connect(url(ws_server), max_size=None) as ws:
         ws.send(funasr_start("2pass"))
         ws.send(b"\x00" * (LIMITS.max_message_bytes + 2))
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=10)
     assert info.value.rcvd.code == 1009 and "exceeds limit" in info.value.rcvd.reason
-    assert_still_serving(server, rec)
+    assert_still_serving(ws_server, serve_rec)
 
 
-def test_abrupt_disconnects(server, rec):
+def test_abrupt_disconnects(ws_server, serve_rec):
     audio = to_pcm16(load_audio(INPUTS / "speech_10s.wav"))
     for cut_after in (0, 5, 60):  # before start, mid-stream, after all audio (results still owed)
-        sock = socket.create_connection(("127.0.0.1", server.port))
-        with connect(url(server), sock=sock) as ws:
+        sock = socket.create_connection(("127.0.0.1", ws_server.port))
+        with connect(url(ws_server), sock=sock) as ws:
             if cut_after:
                 ws.send(funasr_start("2pass"))
                 for i in range(cut_after):
@@ -119,12 +108,12 @@ def test_abrupt_disconnects(server, rec):
                     ws.send(json.dumps({"is_speaking": False}))
             sock.shutdown(socket.SHUT_RDWR)  # no close frame
             sock.close()
-    assert_still_serving(server, rec)
-    wait_until(lambda: server.engine.open_streams == 0, 10, "the dropped streams to be released")
+    assert_still_serving(ws_server, serve_rec)
+    wait_until(lambda: ws_server.engine.open_streams == 0, 10, "the dropped streams to be released")
 
 
-def test_idle_timeout(rec):
-    s = start_server(rec, limits=ServerLimits(idle_timeout_s=0.5))
+def test_idle_timeout(serve_rec):
+    s = start_server(serve_rec, limits=ServerLimits(idle_timeout_s=0.5))
     try:
         with connect(url(s)) as ws:
             t0 = time.monotonic()
@@ -134,8 +123,8 @@ def test_idle_timeout(rec):
         s.stop()
 
 
-def test_utterance_limit_without_vad(rec):
-    s = start_server(rec, engine_config=EngineConfig(max_utterance_s=2.0))
+def test_utterance_limit_without_vad(serve_rec):
+    s = start_server(serve_rec, engine_config=EngineConfig(max_utterance_s=2.0))
     try:
         with connect(url(s)) as ws:
             ws.send(funasr_start("2pass"))
@@ -150,13 +139,13 @@ def test_utterance_limit_without_vad(rec):
                 ws.send(data[pos : pos + 60000])
             ws.send(json.dumps({"is_speaking": False}))
             expect_error(ws, 1008, "long.wav: 10.0 s of audio is longer than max_utterance_s=2")
-        assert_still_serving(s, rec)
+        assert_still_serving(s, serve_rec)
     finally:
         s.stop()
 
 
-def test_token_and_connection_limit(rec):
-    s = start_server(rec, token="s3cret", limits=ServerLimits(max_connections=2))
+def test_token_and_connection_limit(serve_rec):
+    s = start_server(serve_rec, token="s3cret", limits=ServerLimits(max_connections=2))
     try:
         for bad in ("", "?token=wrong"):
             with pytest.raises(InvalidStatus) as info:
@@ -177,11 +166,11 @@ def test_token_and_connection_limit(rec):
         s.stop()
 
 
-def test_tls(rec, tls_certificate):
+def test_tls(serve_rec, tls_certificate):
     import ssl
 
     cert, key = tls_certificate
-    s = start_server(rec, certfile=str(cert), keyfile=str(key))
+    s = start_server(serve_rec, certfile=str(cert), keyfile=str(key))
     try:
         ctx = ssl.create_default_context(cafile=str(cert))
         with connect(f"wss://127.0.0.1:{s.port}/", ssl=ctx) as ws:
@@ -197,8 +186,8 @@ def test_tls(rec, tls_certificate):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_many_concurrent_clients_are_batched(rec, workers):
-    s = start_server(rec, engine_config=EngineConfig(workers=workers))
+def test_many_concurrent_clients_are_batched(serve_rec, workers):
+    s = start_server(serve_rec, engine_config=EngineConfig(workers=workers))
     clips = {stem: load_audio(INPUTS / f"{stem}.wav") for stem in ("speech_10s", "short_0_7s", "long_35s")}
     jobs = [(stem, mode) for stem in clips for mode in ("2pass", "online", "offline")][:8]
     opts = {mode: ClientOptions(mode=mode, realtime=False) for mode in OURS}
@@ -213,4 +202,4 @@ def test_many_concurrent_clients_are_batched(rec, workers):
         s.stop()
     for (stem, mode), replies in zip(jobs, results):
         finals = [r["text"] for r in replies if r.get("event") == "final"]
-        assert finals == [rec.transcribe(clips[stem], mode=OURS[mode])[0].text], (stem, mode)
+        assert finals == [serve_rec.transcribe(clips[stem], mode=OURS[mode])[0].text], (stem, mode)
