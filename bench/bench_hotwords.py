@@ -51,7 +51,11 @@ def main() -> None:
     p.add_argument("--lm", default=str(REPO / "exp" / "token_lm" / "train_5gram.arpa.gz"))
     p.add_argument("--utts", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument(
+        "--hotword-beam", type=int, default=None, help="beam width with hotwords (default: the model's)"
+    )
     args = p.parse_args()
+    hb = args.hotword_beam
     rec = uniasr.load(args.model)
     scp = read_text_file(REPO / "data" / "synth_ja_ortho" / "test" / "wav.scp")
     audio = [load_audio(scp[k]) for k in sorted(scp)[: args.utts]]
@@ -63,15 +67,22 @@ def main() -> None:
         rec.use_lm(None, 0.0)
         base = best_time(lambda m=mode: rec.transcribe(audio, mode=m), args.repeats)
         rows.append((mode, "plain", base, 1.0))
+        first = len(rows) - 1
+        beam = f", beam {hb}" if hb else ""
+        if hb:
+            t = best_time(lambda m=mode: rec.transcribe(audio, mode=m, beam_size=hb), args.repeats)
+            rows.append((mode, f"plain{beam}", t, t / base))
         for n, g in graphs.items():
-            t = best_time(lambda g=g, m=mode: rec.transcribe(audio, mode=m, hotwords=g), args.repeats)
-            rows.append((mode, f"{n} hotwords ({len(g)} nodes)", t, t / base))
+            t = best_time(
+                lambda g=g, m=mode: rec.transcribe(audio, mode=m, hotwords=g, beam_size=hb), args.repeats
+            )
+            rows.append((mode, f"{n} hotwords ({len(g)} nodes){beam}", t, t / base))
         if Path(args.lm).is_file():
-            rec.use_lm(args.lm, 0.2, 0.4)
+            rec.use_lm(args.lm, 0.2, 0.0)
             t = best_time(lambda m=mode: rec.transcribe(audio, mode=m), args.repeats)
-            rows.append((mode, "4-gram token LM", t, t / base))
+            rows.append((mode, f"token LM ({Path(args.lm).name}, w 0.2)", t, t / base))
             rec.use_lm(None, 0.0)
-        for r in rows[-5:]:
+        for r in rows[first:]:
             print(
                 json.dumps({"mode": r[0], "config": r[1], "wall_s": round(r[2], 3), "ratio": round(r[3], 3)})
             )
