@@ -199,9 +199,10 @@ def build_graph(
             if len(form) < 2:
                 raise HotwordError(f"hotword {hw.text!r} is a single token ({form!r}): give at least two")
             phrases.append(ContextPhrase(tuple(token_index[c] for c in form), weight, hw.text))
-    if not 0.0 <= ac_threshold < 1.0:
-        raise HotwordError(f"hotword acoustic threshold {ac_threshold} must be in [0, 1)")
-    return ContextGraph(phrases, ac_threshold)
+    try:
+        return ContextGraph(phrases, ac_threshold)
+    except ValueError as e:  # the graph checks the threshold
+        raise HotwordError(str(e)) from None
 
 
 def written_forms(graph: ContextGraph | None, tokens: Any) -> tuple[tuple[str, str], ...]:

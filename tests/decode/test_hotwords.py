@@ -82,6 +82,8 @@ def test_graph_rules_empty_single_token_limits():
         build_graph([Hotword("アイ")] * 3, INDEX, limits=HotwordLimits(max_phrases=2))
     with pytest.raises(HotwordError, match="at most 4"):
         build_graph([Hotword("アイアイア")], INDEX, limits=HotwordLimits(max_chars=4))
+    with pytest.raises(HotwordError, match=r"threshold 1.0 must be in \[0, 1\)"):
+        build_graph([Hotword("アイ")], INDEX, reader=fake_reader, ac_threshold=1.0)
 
 
 def test_converter_writes_the_phrase_as_given():

@@ -184,7 +184,7 @@ class ContextGraph:
         """The state after `token`, to which the decoder gave log-probability `logp` (Aho-Corasick)."""
         node, matched = state
         child = self._moves(node).get(token, self.root)
-        keep = self.depth[child]
+        keep = self.depth[child] if self.ac_threshold > 0.0 else 0  # without a threshold none are read
         return child, ((*matched, float(logp))[-keep:] if keep else ())
 
     def final(self, state: ContextState) -> float:
