@@ -1,10 +1,11 @@
 """Term recall with hotwords on the rare-term set (recipes/hotwords) and CER on utterances without the terms.
 
     python bench/hotword_recall.py [--model DIR] [--weights 0.5 1 1.5 2] [--thresholds 0 0.2] \
-        [--modes fast normal] [--beam 10]
+        [--evidence 0 3 4] [--modes fast normal] [--beam 10]
 
 The set's first sentence of each term is the tuning half, the second the held-out half. The weight per
-token and the acoustic threshold are picked per mode on the tuning half together with the corpus dev set
+token, the acoustic threshold and the pass-1 evidence weight (`SearchOptions.hotword_evidence`, modes
+normal/offline) are picked per mode on the tuning half together with the corpus dev set
 (data/synth_ja_ortho/dev, or --dev): the highest term recall whose dev reading CER rises by at most 0.2
 points over no hotwords (ties: the lower dev CER). The held-out half and the corpus test set
 (data/synth_ja_ortho/test, no rare terms) are then decoded with and without the full hotword list
@@ -45,8 +46,10 @@ BEAM = None
 UNBIASED = 0  # SearchOptions.unbiased_beam
 
 
-def decode(rec, wavs, mode, graph):
+def decode(rec, wavs, mode, graph, evidence=None):
     opts = replace(rec.search_options(BEAM, 1), unbiased_beam=UNBIASED)
+    if evidence is not None:
+        opts = replace(opts, hotword_evidence=evidence)
     return rec.transcribe(wavs, mode=mode, hotwords=graph, search=opts)
 
 
@@ -61,18 +64,18 @@ def cer(results, keys, refs) -> float:
     return 100 * total.cer
 
 
-def held_out(rec, mode, w, thr, wavs, keys, held, terms, readings, twavs, tkeys, tread) -> dict:
-    """Held-out term recall and corpus test CER, without and with the hotword list at weight `w` and
-    acoustic threshold `thr`."""
+def held_out(rec, mode, w, thr, ev, wavs, keys, held, terms, readings, twavs, tkeys, tread) -> dict:
+    """Held-out term recall and corpus test CER, without and with the hotword list at weight `w`,
+    acoustic threshold `thr` and evidence weight `ev`."""
     g = rec.hotword_graph(TERMS, w, ac_threshold=thr)
     hk = [keys[i] for i in held]
     h0 = recall(decode(rec, [wavs[i] for i in held], mode, None), hk, terms, readings)
-    h1 = recall(decode(rec, [wavs[i] for i in held], mode, g), hk, terms, readings)
+    h1 = recall(decode(rec, [wavs[i] for i in held], mode, g, ev), hk, terms, readings)
     c0 = cer(decode(rec, twavs, mode, None), tkeys, tread)
-    c1 = cer(decode(rec, twavs, mode, g), tkeys, tread)
+    c1 = cer(decode(rec, twavs, mode, g, ev), tkeys, tread)
     return {"mode": mode, "weight": w, "beam": BEAM, "unbiased_beam": UNBIASED, "threshold": g.ac_threshold,
-            "recall_without": h0, "recall_with": h1, "test_cer_without": c0, "test_cer_with": c1,
-            "phrases": len(g.phrases)}  # fmt: skip
+            "evidence": ev, "recall_without": h0, "recall_with": h1, "test_cer_without": c0,
+            "test_cer_with": c1, "phrases": len(g.phrases)}  # fmt: skip
 
 
 def main() -> None:
@@ -85,6 +88,8 @@ def main() -> None:
     p.add_argument("--thresholds", type=float, nargs="+", default=[None],
                    help="acoustic thresholds to sweep (default: the library's)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=None, help="with --weight: this acoustic threshold")
+    p.add_argument("--evidence", type=float, nargs="+", default=[None],
+                   help="pass-1 evidence weights to sweep (with --weight: the first)")  # fmt: skip
     p.add_argument("--unbiased-beam", type=int, default=0, help="SearchOptions.unbiased_beam")
     p.add_argument("--dev", type=Path, default=REPO / "data" / "synth_ja_ortho" / "dev",
                    help="Kaldi dir of the dev set for the sweep's CER rule")  # fmt: skip
@@ -105,7 +110,7 @@ def main() -> None:
     for mode in args.modes:
         if args.weight is not None:
             args_ = (wavs, keys, held, terms, readings, twavs, tkeys, tread)
-            rows.append(held_out(rec, mode, args.weight, args.threshold, *args_))
+            rows.append(held_out(rec, mode, args.weight, args.threshold, args.evidence[0], *args_))
             print(json.dumps(rows[-1]), flush=True)
             continue
         base_dev = cer(decode(rec, dwavs, mode, None), dkeys, dread)
@@ -115,23 +120,25 @@ def main() -> None:
             json.dumps({"mode": mode, "weight": 0, "tune_recall": tune_base, "dev_cer": base_dev}), flush=True
         )
         best = None
-        for w, thr in itertools.product(args.weights, args.thresholds):
+        for w, thr, ev in itertools.product(args.weights, args.thresholds, args.evidence):
             g = rec.hotword_graph(TERMS, w, ac_threshold=thr)
             rc = recall(
-                decode(rec, [wavs[i] for i in tune], mode, g), [keys[i] for i in tune], terms, readings
+                decode(rec, [wavs[i] for i in tune], mode, g, ev), [keys[i] for i in tune], terms, readings
             )
-            dc = cer(decode(rec, dwavs, mode, g), dkeys, dread)
-            print(json.dumps({"mode": mode, "weight": w, "threshold": g.ac_threshold, "tune_recall": rc,
-                              "dev_cer": dc}), flush=True)  # fmt: skip
-            if dc - base_dev <= 0.2 and (best is None or (rc[0], -dc) > best[2:]):
-                best = (w, thr, rc[0], -dc)
-        w, thr = best[:2] if best else (min(args.weights), args.thresholds[0])
-        rows.append(held_out(rec, mode, w, thr, wavs, keys, held, terms, readings, twavs, tkeys, tread))
+            dc = cer(decode(rec, dwavs, mode, g, ev), dkeys, dread)
+            print(json.dumps({"mode": mode, "weight": w, "threshold": g.ac_threshold, "evidence": ev,
+                              "tune_recall": rc, "dev_cer": dc}), flush=True)  # fmt: skip
+            if dc - base_dev <= 0.2 and (best is None or (rc[0], -dc) > best[3:]):
+                best = (w, thr, ev, rc[0], -dc)
+        w, thr, ev = best[:3] if best else (min(args.weights), args.thresholds[0], args.evidence[0])
+        rows.append(held_out(rec, mode, w, thr, ev, wavs, keys, held, terms, readings, twavs, tkeys, tread))
         print(json.dumps(rows[-1]), flush=True)
-    print("| mode | weight | threshold | term recall without | with (kana) | test CER without | with |")
-    print("|---|---|---|---|---|---|---|")
+    head = "| mode | weight | threshold | evidence | recall without | with (kana) | test CER without | with |"
+    print(head)
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['mode']}` | {r['weight']} | {r['threshold']} | {100 * r['recall_without'][0]:.0f} % | "
+        print(f"| `{r['mode']}` | {r['weight']} | {r['threshold']} | {r['evidence']} | "
+              f"{100 * r['recall_without'][0]:.0f} % | "
               f"**{100 * r['recall_with'][0]:.0f} %** ({100 * r['recall_with'][1]:.0f} %) | "
               f"{r['test_cer_without']:.2f} % | {r['test_cer_with']:.2f} % |")  # fmt: skip
 

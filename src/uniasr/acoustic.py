@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from uniasr.backends.base import empty_history
+from uniasr.decode.context import evidence_options, uses_evidence
 from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search
 from uniasr.model.cif import CifOutput, cif_output
@@ -47,6 +48,7 @@ class PassResult:
     cif: CifOutput
     chunk: ChunkConfig
     config: PassConfig  # the pass that produced it
+    first: PassResult | None = None  # pass 2: the pass-1 result of the same audio, when it was asked for
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -100,17 +102,28 @@ def predict(backend: AcousticBackend, pass_index: int, encoded: Sequence[Encoded
     return out
 
 
-def run_passes(backend: AcousticBackend, feats: Sequence[np.ndarray], mode: str) -> list[PassResult]:
-    """Acoustic part of decoding for a batch of utterances: feats list of [T_i, F] (CMVN'd LFR)."""
-    ind, pass_index = mode_settings(mode)
-    encoded = encode(backend, 1, feats, ind)
-    if pass_index == 2:
-        second = [second_pass_input(backend, f, e) for f, e in zip(feats, encoded)]
-        encoded = encode(backend, 2, second, ind)
+def _results(backend: AcousticBackend, pass_index: int, encoded: list[Encoded], ind: int) -> list[PassResult]:
     cifs = predict(backend, pass_index, encoded)
     config = backend.config.pass_config(pass_index)
     chunk = config.encoder.chunk(ind)
     return [PassResult(e, c, chunk, config) for e, c in zip(encoded, cifs)]
+
+
+def run_passes(
+    backend: AcousticBackend, feats: Sequence[np.ndarray], mode: str, with_first: bool = False
+) -> list[PassResult]:
+    """Acoustic part of decoding for a batch of utterances: feats list of [T_i, F] (CMVN'd LFR).
+    `with_first`: in a two-pass mode each result's `first` is the pass-1 result as well."""
+    ind, pass_index = mode_settings(mode)
+    encoded = encode(backend, 1, feats, ind)
+    if pass_index == 1:
+        return _results(backend, 1, encoded, ind)
+    firsts = _results(backend, 1, encoded, ind) if with_first else [None] * len(encoded)
+    second = [second_pass_input(backend, f, e) for f, e in zip(feats, encoded)]
+    outs = _results(backend, 2, encode(backend, 2, second, ind), ind)
+    for out, first in zip(outs, firsts):
+        out.first = first
+    return outs
 
 
 def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:
@@ -127,15 +140,28 @@ def decoder_memory(backend: AcousticBackend, out: PassResult) -> DecoderMemory:
     )
 
 
+def _search(
+    backend: AcousticBackend, outs: Sequence[PassResult], opts: SearchOptions | Sequence[SearchOptions]
+) -> list[list[Hypothesis]]:
+    """The n-best hypotheses of each utterance of one pass (`opts`: one for all, or one each)."""
+    memories = [decoder_memory(backend, o) for o in outs]
+    first = opts if isinstance(opts, SearchOptions) else opts[0]
+    search = greedy_search if first.beam_size == 1 and first.nbest == 1 else beam_search
+    with backend.decoding(outs[0].config.index):
+        scorer = backend.scorer(outs[0].config.index, memories)
+        return search(scorer, [m.token_num for m in memories], opts)
+
+
 def decode(
     backend: AcousticBackend, feats: Sequence[Any], mode: str, opts: SearchOptions
 ) -> list[tuple[PassResult, list[Hypothesis]]]:
-    """Batch of feature matrices (numpy or torch) -> (acoustic output, n-best hypotheses) per utterance."""
+    """Batch of feature matrices (numpy or torch) -> (acoustic output, n-best hypotheses) per utterance.
+    In a two-pass mode with hotwords pass 1 is searched too, for its evidence (`evidence_options`)."""
     with backend.inference():
-        outs = run_passes(backend, [to_numpy(f) for f in feats], mode)
-        memories = [decoder_memory(backend, o) for o in outs]
-        search = greedy_search if opts.beam_size == 1 and opts.nbest == 1 else beam_search
-        with backend.decoding(outs[0].config.index):
-            scorer = backend.scorer(outs[0].config.index, memories)
-            hyps = search(scorer, [m.token_num for m in memories], opts)
+        outs = run_passes(backend, [to_numpy(f) for f in feats], mode, with_first=uses_evidence(opts))
+        firsts = [o.first for o in outs if o.first is not None]
+        per: SearchOptions | list[SearchOptions] = opts
+        if firsts:
+            per = [evidence_options(opts, h[0]) for h in _search(backend, firsts, opts)]
+        hyps = _search(backend, outs, per)
     return list(zip(outs, hyps))

@@ -4,6 +4,8 @@ batched sessions with different lists, the kana -> kanji step writing the phrase
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -149,6 +151,47 @@ def test_streaming_final_equals_whole_utterance_with_hotwords(rec, audio, mode):
     assert len(finals) == 1 and finals[0].result.token_ids == want.token_ids
     assert finals[0].result.score == pytest.approx(want.score, rel=1e-6, abs=2e-4)
     assert any(PHRASE in e.text for e in events if e.kind == "partial")  # pass 1 partials are biased too
+
+
+def _stream_final(rec, audio, mode, graph):
+    session = StreamingSession(rec, mode=mode, hotwords=graph)
+    events = []
+    for pos in range(0, len(audio), 9600):
+        events += session.accept_waveform(audio[pos : pos + 9600])
+    events += session.finish()
+    return [e.result for e in events if e.kind == "final"]
+
+
+def test_pass1_evidence_lets_pass_2_write_what_pass_1_found(rec):
+    """At weight 1 without a threshold pass 1 writes the phrase and pass 2 alone does not; with the
+    evidence pass 2 does, in whole-utterance and streaming decoding alike: on 10 s the streaming pass 2
+    has searched most of the clip without the phrase before its final search is redone."""
+    audio = load_audio(INPUTS / "speech_10s.wav")
+    graph = rec.hotword_graph({PHRASE: 1.0}, ac_threshold=0.0)
+    assert PHRASE in rec.transcribe(audio, mode="fast", hotwords=graph)[0].text
+    off = replace(rec.search_options(None, 1), hotword_evidence=0.0)
+    assert PHRASE not in rec.transcribe(audio, mode="normal", hotwords=graph, search=off)[0].text
+    want = rec.transcribe(audio, mode="normal", hotwords=graph)[0]
+    assert PHRASE in want.text
+    finals = _stream_final(rec, audio, "normal", graph)
+    assert [r.token_ids for r in finals] == [want.token_ids]
+    assert finals[0].score == pytest.approx(want.score, rel=1e-6, abs=2e-4)
+
+
+def test_without_pass1_evidence_pass_2_is_unchanged(rec, audio):
+    graph = rec.hotword_graph({PHRASE: 0.5}, ac_threshold=0.0)  # too weak: pass 1 does not write it
+    assert PHRASE not in rec.transcribe(audio, mode="fast", hotwords=graph)[0].text
+    off = replace(rec.search_options(None, 1), hotword_evidence=0.0)
+    for mode in ("normal", "offline"):
+        a = rec.transcribe(audio, mode=mode, hotwords=graph)[0]
+        b = rec.transcribe(audio, mode=mode, hotwords=graph, search=off)[0]
+        assert a.token_ids == b.token_ids and a.score == b.score
+
+
+def test_offline_streaming_final_equals_whole_utterance_with_evidence(rec, audio):
+    graph = rec.hotword_graph({PHRASE: 2.0}, ac_threshold=0.0)
+    want = rec.transcribe(audio, mode="offline", hotwords=graph)[0]
+    assert [r.token_ids for r in _stream_final(rec, audio, "offline", graph)] == [want.token_ids]
 
 
 def test_batched_sessions_keep_their_own_lists(rec, audio):

@@ -43,6 +43,9 @@ class SearchOptions:
     # still on loan taken back, so those the bias would prune stay in the running (bench/RESULTS.md)
     unbiased_beam: int = 0
     early_end: bool = True  # False: </s> only at the last step (see the module docstring)
+    # modes normal/offline with hotwords (a ContextGraph): the phrases pass 1's best hypothesis contains get
+    # at least this weight per token and no acoustic threshold in pass 2 (0: off; see uniasr.decode.context)
+    hotword_evidence: float = 4.0
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:
@@ -57,6 +60,8 @@ class SearchOptions:
             raise ValueError(f"unbiased_beam={self.unbiased_beam} must be >= 0")
         if self.token_num_relax < 0:
             raise ValueError(f"token_num_relax={self.token_num_relax} must be >= 0")
+        if not 0.0 <= self.hotword_evidence < float("inf"):
+            raise ValueError(f"hotword_evidence={self.hotword_evidence} must be a finite number >= 0")
 
 
 @dataclass
@@ -298,16 +303,22 @@ def _can_step(u: SearchState, limit: int | None) -> bool:
     return u.step < limit
 
 
+def _per_state(opts: SearchOptions | Sequence[SearchOptions], n: int) -> Sequence[SearchOptions]:
+    return [opts] * n if isinstance(opts, SearchOptions) else opts
+
+
 def advance(
     scorer: StepScorer,
     states: Sequence[SearchState],
-    opts: SearchOptions,
+    opts: SearchOptions | Sequence[SearchOptions],
     limits: Sequence[int | None] | None = None,
     greedy: bool = False,
 ) -> None:
     """Run the searches of several utterances (scorer utterance j = states[j]) in lockstep until each is
-    done or has reached its step limit (`limits[j]`, exclusive; None = no limit, needs max_steps)."""
+    done or has reached its step limit (`limits[j]`, exclusive; None = no limit, needs max_steps).
+    `opts`: one for all, or one per utterance."""
     step_fn = _advance_greedy if greedy else _advance_beam
+    per = _per_state(opts, len(states))
     caps: list[int | None] = list(limits) if limits is not None else [None] * len(states)
     while True:
         live = [
@@ -323,7 +334,7 @@ def advance(
         )
         for j, logp, cache in zip(live, logps, caches):
             u = states[j]
-            parents = step_fn(u, logp, opts)
+            parents = step_fn(u, logp, per[j])
             u.cache = None if u.done else scorer.select(cache, parents)
             if u.done:
                 u.ids = []
@@ -333,22 +344,26 @@ def advance(
 def beam_search(
     scorer: StepScorer,
     token_nums: Sequence[float],
-    opts: SearchOptions = SearchOptions(),
+    opts: SearchOptions | Sequence[SearchOptions] = SearchOptions(),
     greedy: bool = False,
 ) -> list[list[Hypothesis]]:
-    """Whole-utterance search of several utterances at once (Σα of each in `token_nums`).
+    """Whole-utterance search of several utterances at once (Σα of each in `token_nums`; `opts` one for
+    all or one per utterance).
 
     Returns for each its best `nbest` finished hypotheses, best first.
     """
+    per = _per_state(opts, len(token_nums))
     states = [SearchState(scorer.initial_cache(j)) for j in range(len(token_nums))]
-    for st, n in zip(states, token_nums):
-        st.set_token_num(n, opts.token_num_relax)
-    advance(scorer, states, opts, greedy=greedy)
-    return [sorted(u.ended, key=lambda h: -h.score)[: opts.nbest] for u in states]
+    for st, n, o in zip(states, token_nums, per):
+        st.set_token_num(n, o.token_num_relax)
+    advance(scorer, states, per, greedy=greedy)
+    return [sorted(u.ended, key=lambda h: -h.score)[: o.nbest] for u, o in zip(states, per)]
 
 
 def greedy_search(
-    scorer: StepScorer, token_nums: Sequence[float], opts: SearchOptions = SearchOptions()
+    scorer: StepScorer,
+    token_nums: Sequence[float],
+    opts: SearchOptions | Sequence[SearchOptions] = SearchOptions(),
 ) -> list[list[Hypothesis]]:
     """Arg-max decoding: one hypothesis per utterance, no sorting (the same result as beam_size=1)."""
     return beam_search(scorer, token_nums, opts, greedy=True)

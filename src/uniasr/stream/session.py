@@ -26,6 +26,7 @@ from uniasr.acoustic import Encoded, PassResult
 from uniasr.audio.errors import AudioError
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.bundle import ModelBundle
+from uniasr.decode.context import evidence_options, uses_evidence
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
@@ -356,18 +357,23 @@ def _feed_pass2(s: StreamingSession, u: Utterance) -> None:
         pass2.encoder.finished = True
 
 
+def _run_grouped(backend, items: list[tuple[SearchOptions, PassStream]], final: bool) -> None:
+    by_opts: dict[SearchOptions, list[PassStream]] = {}
+    for opts, ps in items:
+        by_opts.setdefault(opts, []).append(ps)
+    for opts, streams in by_opts.items():
+        run_searches(backend, streams, opts, final)
+
+
 def _search(backend, live, events) -> None:
     if not live:
         return
     partial_passes = [(s, u, u.pass1) for s, u in live if s.mode != "offline" and not u.finished]
     refresh_passes = [(s, u, u.pass2) for s, u in live if s.mode == "normal" and not u.finished]
     final_passes = [(s, u, u.pass2 if u.pass2 is not None else u.pass1) for s, u in live if u.finished]
-    for group, final in ((partial_passes, False), (refresh_passes, False), (final_passes, True)):
-        by_opts: dict[SearchOptions, list] = {}
-        for item in group:
-            by_opts.setdefault(item[0].opts, []).append(item)
-        for opts, items in by_opts.items():
-            run_searches(backend, [ps for _, _, ps in items], opts, final)
+    for group, final in ((partial_passes, False), (refresh_passes, False)):
+        _run_grouped(backend, [(s.opts, ps) for s, _, ps in group], final)
+    _run_grouped(backend, _final_searches(backend, final_passes), True)
     for s, u, ps in partial_passes:
         _emit_partial(s, u, ps, events[id(s)])
     for s, u, ps in refresh_passes:
@@ -375,6 +381,21 @@ def _search(backend, live, events) -> None:
     for s, u, ps in final_passes:
         events[id(s)].append(_final_event(s, u, ps))
         u.done = True
+
+
+def _final_searches(backend, final_passes: list) -> list[tuple[SearchOptions, PassStream]]:
+    """The options of each utterance's final search. Pass 2 with pass-1 evidence: pass 1's searches are
+    finished first, and a pass-2 search is redone from the start when the evidence changes its hotwords
+    (so the final equals whole-utterance decoding, which searches pass 1 before pass 2)."""
+    evidence = [(s, u) for s, u, _ in final_passes if u.pass2 is not None and uses_evidence(s.opts)]
+    _run_grouped(backend, [(s.opts, u.pass1) for s, u in evidence], True)
+    chosen: dict[int, SearchOptions] = {}
+    for s, u in evidence:
+        opts = evidence_options(s.opts, u.pass1.search.best())
+        if opts is not s.opts:
+            u.pass2.search = None
+        chosen[id(u)] = opts
+    return [(chosen.get(id(u), s.opts), ps) for s, u, ps in final_passes]
 
 
 def _tokens_and_times(s: StreamingSession, u: Utterance, ps: PassStream, hyp) -> tuple[list, list, list]:
