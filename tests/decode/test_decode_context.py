@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from uniasr.decode.context import ContextGraph, ContextPhrase, evidence_options, uses_evidence
+from uniasr.decode.context import ContextGraph, ContextPhrase, evidence_options, pass2_options, uses_evidence
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, beam_search
 
 V = 12
@@ -114,15 +114,6 @@ def test_unbiased_beam_keeps_the_hypothesis_the_bias_would_prune():
         SearchOptions(unbiased_beam=-1)
 
 
-def test_a_phrase_may_set_its_own_threshold():
-    own = ContextPhrase((3, 4), 1.0, ac_threshold=0.0)
-    g = ContextGraph([own, ContextPhrase((6, 7), 1.0)], ac_threshold=0.5)  # mean log-prob >= -0.69
-    assert walk(g, [3, 4], logps=[-3.0, -3.0]) == pytest.approx(2.0)  # its own threshold: 0
-    assert walk(g, [6, 7], logps=[-3.0, -3.0]) == pytest.approx(0.0)  # the graph's
-    with pytest.raises(ValueError, match="threshold"):
-        ContextPhrase((3, 4), 1.0, ac_threshold=1.5)
-
-
 def test_found_lists_the_phrases_a_sequence_contains():
     g = ContextGraph([ContextPhrase((3, 4, 5), 1.0), ContextPhrase((4, 5), 1.0), ContextPhrase((6, 6), 1.0)])
     assert g.found([SOS, 3, 4, 5, EOS]) == [0, 1]  # 4 5 inside 3 4 5 (fail chain)
@@ -131,33 +122,30 @@ def test_found_lists_the_phrases_a_sequence_contains():
     assert g.found([3, 4, 6, 5]) == [] and g.found([]) == []
 
 
-def test_with_evidence_raises_the_found_phrases_and_drops_their_threshold():
+def test_evidence_keeps_the_found_phrases_raised_and_without_threshold():
     g = ContextGraph([ContextPhrase((3, 4), 1.0, "a"), ContextPhrase((6, 7), 5.0, "b")], ac_threshold=0.5)
-    assert g.with_evidence([SOS, 8, 9, EOS], 4.0) is g
-    e = g.with_evidence([SOS, 3, 4, 6, 7, EOS], 4.0)
-    assert e.ac_threshold == g.ac_threshold
-    assert [(p.token_ids, p.weight, p.text, p.ac_threshold) for p in e.phrases] == [
-        ((3, 4), 4.0, "a", 0.0), ((6, 7), 5.0, "b", 0.0)  # at least the evidence weight, no threshold
-    ]  # fmt: skip
-    assert walk(g, [3, 4], logps=[-3.0, -3.0]) == pytest.approx(0.0)
+    assert g.evidence([SOS, 8, 9, EOS], 4.0) is None
+    e = g.evidence([SOS, 6, 7, 3, 4, EOS], 4.0)
+    assert e is not None and e.ac_threshold == 0.0
+    assert [(p.token_ids, p.weight, p.text) for p in e.phrases] == [((3, 4), 4.0, "a"), ((6, 7), 5.0, "b")]
+    assert walk(g, [3, 4], logps=[-3.0, -3.0]) == pytest.approx(0.0)  # below the graph's threshold
     assert walk(e, [3, 4], logps=[-3.0, -3.0]) == pytest.approx(8.0)
-    only_a = g.with_evidence([3, 4], 4.0)
-    assert walk(only_a, [6, 7], logps=[-3.0, -3.0]) == pytest.approx(0.0)  # b keeps the graph's threshold
+    only_a = g.evidence([3, 4], 4.0)
+    assert only_a is not None and [p.text for p in only_a.phrases] == ["a"]
+    assert walk(only_a, [6, 7]) == pytest.approx(0.0)  # pass 2 favours only what pass 1 wrote
 
 
 def test_evidence_options():
     graph = ContextGraph([ContextPhrase((3, 4), 1.0)], ac_threshold=0.5)
     opts = SearchOptions(hotwords=graph)
-    assert uses_evidence(opts) and not uses_evidence(SearchOptions())
-    assert not uses_evidence(replace(opts, hotword_evidence=0.0))
-    assert evidence_options(opts, Hypothesis([SOS, 6, EOS], 0.0)) is opts
+    off = replace(opts, hotword_evidence=0.0)
+    assert uses_evidence(opts) and not uses_evidence(SearchOptions()) and not uses_evidence(off)
+    assert pass2_options(opts) == replace(opts, hotwords=None) and pass2_options(off) is off
+    assert evidence_options(opts, Hypothesis([SOS, 6, EOS], 0.0)) == replace(opts, hotwords=None)
     got = evidence_options(opts, Hypothesis([SOS, 3, 4, EOS], 0.0))
-    assert got.hotwords is not graph and got.hotwords.phrases[0].weight == opts.hotword_evidence
+    assert isinstance(got.hotwords, ContextGraph) and got.hotwords.phrases[0].weight == opts.hotword_evidence
     assert replace(got, hotwords=graph) == opts
-    assert (
-        evidence_options(replace(opts, hotword_evidence=0.0), Hypothesis([SOS, 3, 4, EOS], 0.0)).hotwords
-        is graph
-    )
+    assert evidence_options(off, Hypothesis([SOS, 3, 4, EOS], 0.0)) is off
     with pytest.raises(ValueError, match="hotword_evidence"):
         SearchOptions(hotword_evidence=-1.0)
 

@@ -15,16 +15,17 @@ where n is the Aho-Corasick transition (follow fail links until a node has a chi
 So a hypothesis that contains a whole phrase keeps its node_score once; one that matched part of a phrase and
 went elsewhere keeps nothing. Scores are natural-log units, added to the decoder's log-probabilities.
 
-With an acoustic threshold p (`ac_threshold`, as in sherpa-onnx's context graph; a phrase may set its own)
-a phrase counts as found only when the decoder's own log-probabilities of its tokens average at least ln p:
-a hypothesis the bonus pushed into a phrase the decoder finds unlikely (ミタイ -> ミタライ) gets no output
-score, and its loan goes back when it moves on. A state is therefore the node and the decoder
-log-probabilities of the tokens it matched.
+With an acoustic threshold p (`ac_threshold`, as in sherpa-onnx's context graph) a phrase counts as found
+only when the decoder's own log-probabilities of its tokens average at least ln p: a hypothesis the bonus
+pushed into a phrase the decoder finds unlikely (ミタイ -> ミタライ) gets no output score, and its loan goes
+back when it moves on. A state is therefore the node and the decoder log-probabilities of the tokens it
+matched.
 
-Pass-1 evidence (`with_evidence`, used by `evidence_options` in the two-pass modes): the phrases that pass
-1's best hypothesis contains get a larger weight and no threshold in pass 2. Pass 2 hears some terms worse
-than pass 1 does (bench/RESULTS.md), and the graph's threshold keeps them out; that pass 1 found the phrase
-in the same audio is the evidence instead.
+Pass-1 evidence (modes normal and offline, `SearchOptions.hotword_evidence`): pass 1 searches with the list;
+pass 2 favours only the phrases that pass 1's best hypothesis contains (`ContextGraph.evidence`), at the
+evidence weight and without a threshold. Pass 2 hears some terms worse than pass 1 does, and the threshold
+keeps them out of it; that pass 1 wrote the phrase in the same audio is the evidence instead, and phrases
+pass 1 did not write cannot be forced into pass 2 (bench/RESULTS.md).
 
 >>> g = ContextGraph([ContextPhrase((5, 6, 7), 1.0)])
 >>> s = g.initial()
@@ -48,31 +49,18 @@ from uniasr.decode.search import Hypothesis, SearchOptions
 
 @dataclass(frozen=True)
 class ContextPhrase:
-    """One phrase in the model's token space: its token ids, the bonus per token (nats), for display the
-    text as the user wrote it (a kana model's converter writes that for its tokens), and its own acoustic
-    threshold (None: the graph's)."""
+    """One phrase in the model's token space: its token ids, the bonus per token (nats) and, for
+    display, the text as the user wrote it (a kana model's converter writes that for its tokens)."""
 
     token_ids: tuple[int, ...]
     weight: float
     text: str = ""
-    ac_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not self.token_ids:
             raise ValueError(f"hotword {self.text!r} has no tokens")
         if not np.isfinite(self.weight):
             raise ValueError(f"hotword {self.text!r}: weight {self.weight} is not a finite number")
-        if self.ac_threshold is not None:
-            _check_threshold(self.ac_threshold)
-
-
-def _check_threshold(p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"hotword acoustic threshold {p} must be in [0, 1)")
-
-
-def _min_mean_logp(p: float) -> float:
-    return float(np.log(p)) if p > 0 else -np.inf
 
 
 ContextState = tuple[int, tuple[float, ...]]
@@ -83,7 +71,7 @@ class ContextGraph:
     """The prefix tree of `phrases` with fail links; node ids count from `root` = 0.
 
     `ac_threshold`: the probability in [0, 1) the decoder's log-probabilities of a phrase's tokens must
-    average (geometric mean) for the phrase to count (0: every match counts), for phrases without their own.
+    average (geometric mean) for the phrase to count (0: every match counts).
     Shared by all searches that use it (it is read-only after construction, apart from caches). Equality
     and hashing are by identity, so search options holding one group the sessions that share it.
     """
@@ -91,13 +79,15 @@ class ContextGraph:
     root = 0
 
     def __init__(self, phrases: Sequence[ContextPhrase], ac_threshold: float = 0.0) -> None:
-        _check_threshold(ac_threshold)
+        if not 0.0 <= ac_threshold < 1.0:
+            raise ValueError(f"hotword acoustic threshold {ac_threshold} must be in [0, 1)")
         self.phrases = tuple(phrases)
         self.ac_threshold = float(ac_threshold)
+        self._min_mean_logp = float(np.log(ac_threshold)) if ac_threshold > 0 else -np.inf
         self.children: list[dict[int, int]] = [{}]
         token_score = [0.0]
-        ends: list[float | None] = [None]  # per node: the min. mean log-prob. of the phrase ending there
-        self.phrase_ends: list[int] = []  # per phrase: its node
+        ends: list[bool] = [False]
+        self._ends: list[int] = []  # per phrase: the node where it ends
         for ph in self.phrases:
             node = self.root
             for tok in ph.token_ids:
@@ -107,23 +97,18 @@ class ContextGraph:
                     self.children[node][tok] = nxt
                     self.children.append({})
                     token_score.append(ph.weight)
-                    ends.append(None)
+                    ends.append(False)
                 else:
                     token_score[nxt] = max(token_score[nxt], ph.weight)
                 node = nxt
-            bound = _min_mean_logp(self.ac_threshold if ph.ac_threshold is None else ph.ac_threshold)
-            before = ends[node]
-            ends[node] = bound if before is None else min(before, bound)  # the same tokens: the laxer one
-            self.phrase_ends.append(node)
+            ends[node] = True
+            self._ends.append(node)
         self.node_score, self.fail, self.depth, order = self._breadth_first(token_score)
-        # outputs[n]: (length, node_score, min. mean log-prob.) of every phrase that ends at n or at a
-        # suffix of n (fail chain)
-        self.outputs: list[tuple[tuple[int, float, float], ...]] = [()] * len(self.children)
+        # outputs[n]: (length, node_score) of every phrase that ends at n or at a suffix of n (fail chain)
+        self.outputs: list[tuple[tuple[int, float], ...]] = [()] * len(self.children)
         for n in order:  # breadth first: a node's fail target is shallower, so it is done already
-            end = ends[n]
-            own = ((self.depth[n], float(self.node_score[n]), end),) if end is not None else ()
+            own = ((self.depth[n], float(self.node_score[n])),) if ends[n] else ()
             self.outputs[n] = own + (self.outputs[self.fail[n]] if n != self.root else ())
-        self._thresholded = any(b is not None and b > -np.inf for b in ends)
         self._rows: dict[tuple[int, int], np.ndarray] = {}
         self._move_cache: dict[int, dict[int, int]] = {}
         self._completing: dict[int, list[tuple[int, int]]] = {}  # node -> moves to nodes with outputs
@@ -177,7 +162,7 @@ class ContextGraph:
             row = np.full(vocab_size, -self.node_score[node], dtype=np.float32)
             for tok, child in self._moves(node).items():
                 if tok < vocab_size:
-                    out = sum(s for _, s, _ in self.outputs[child]) if with_outputs else 0.0
+                    out = sum(s for _, s in self.outputs[child]) if with_outputs else 0.0
                     row[tok] = self.node_score[child] - self.node_score[node] + out
             self._rows[key] = row
         return row
@@ -186,7 +171,7 @@ class ContextGraph:
         """[V] float32: what each next token adds to a hypothesis in `state` whose decoder log-probabilities
         for the next token are `logp` [V] (they decide which phrases count; shared: do not modify)."""
         node, matched = state
-        if not self._thresholded:
+        if self.ac_threshold == 0.0:
             return self._row(node, logp.shape[0], True)
         row = self._row(node, logp.shape[0], False)
         completing = self._completing.get(node)
@@ -199,14 +184,17 @@ class ContextGraph:
                 if tok >= logp.shape[0]:
                     continue
                 history = (*matched, float(logp[tok]))
-                row[tok] += sum(s for n, s, bound in self.outputs[child] if sum(history[-n:]) >= bound * n)
+                row[tok] += sum(s for n, s in self.outputs[child] if self._heard(history[-n:]))
         return row
+
+    def _heard(self, logps: tuple[float, ...]) -> bool:
+        return sum(logps) >= self._min_mean_logp * len(logps)
 
     def next_state(self, state: ContextState, token: int, logp: float = 0.0) -> ContextState:
         """The state after `token`, to which the decoder gave log-probability `logp` (Aho-Corasick)."""
         node, matched = state
         child = self._moves(node).get(token, self.root)
-        keep = self.depth[child] if self._thresholded else 0  # without a threshold none are read
+        keep = self.depth[child] if self.ac_threshold > 0.0 else 0  # without a threshold none are read
         return child, ((*matched, float(logp))[-keep:] if keep else ())
 
     def final(self, state: ContextState) -> float:
@@ -214,7 +202,7 @@ class ContextGraph:
         return -float(self.node_score[state[0]])
 
     def found(self, token_ids: Sequence[int]) -> list[int]:
-        """Indices of the phrases that occur in `token_ids` (contiguous), in phrase order."""
+        """Indices of the phrases that occur in `token_ids` (contiguously), in phrase order."""
         reached, node = set(), self.root
         for tok in token_ids:
             node = self._moves(node).get(tok, self.root)
@@ -222,31 +210,31 @@ class ContextGraph:
             while at != self.root and at not in reached:  # the node and its suffixes (fail chain)
                 reached.add(at)
                 at = self.fail[at]
-        return [i for i, end in enumerate(self.phrase_ends) if end in reached]
+        return [i for i, end in enumerate(self._ends) if end in reached]
 
-    def with_evidence(self, token_ids: Sequence[int], weight: float) -> ContextGraph:
-        """This graph where the phrases that `token_ids` (pass 1's best hypothesis) contains have at least
-        `weight` per token and no acoustic threshold; itself when it contains none."""
-        hits = self.found(token_ids)
-        if not hits:
-            return self
-        phrases = list(self.phrases)
-        for i in hits:
-            ph = phrases[i]
-            phrases[i] = ContextPhrase(ph.token_ids, max(ph.weight, weight), ph.text, ac_threshold=0.0)
-        return ContextGraph(phrases, self.ac_threshold)
+    def evidence(self, token_ids: Sequence[int], weight: float) -> ContextGraph | None:
+        """The graph of the phrases that `token_ids` (pass 1's best hypothesis) contains, each with at
+        least `weight` per token and no acoustic threshold; None when it contains none."""
+        found = [self.phrases[i] for i in self.found(token_ids)]
+        if not found:
+            return None
+        return ContextGraph([replace(ph, weight=max(ph.weight, weight)) for ph in found])
 
 
 def uses_evidence(opts: SearchOptions) -> bool:
-    """Whether pass 2 of a two-pass mode needs pass 1's best hypothesis (`evidence_options`)."""
+    """Whether pass 2 of a two-pass mode is biased by pass 1's best hypothesis (`evidence_options`)."""
     return isinstance(opts.hotwords, ContextGraph) and opts.hotword_evidence > 0
 
 
+def pass2_options(opts: SearchOptions) -> SearchOptions:
+    """Pass 2's options before pass 1's best hypothesis is known: with evidence, no hotwords yet."""
+    return replace(opts, hotwords=None) if uses_evidence(opts) else opts
+
+
 def evidence_options(opts: SearchOptions, pass1_best: Hypothesis) -> SearchOptions:
-    """The options of pass 2 given pass 1's best hypothesis: its phrases get `opts.hotword_evidence` per
-    token and no threshold (`ContextGraph.with_evidence`); `opts` itself when it has none of them."""
+    """Pass 2's options given pass 1's best hypothesis: the hotwords are its phrases at
+    `opts.hotword_evidence` per token, without a threshold (`ContextGraph.evidence`); none without them."""
     graph = opts.hotwords
     if not uses_evidence(opts) or not isinstance(graph, ContextGraph):
         return opts
-    biased = graph.with_evidence(pass1_best.token_ids, opts.hotword_evidence)
-    return opts if biased is graph else replace(opts, hotwords=biased)
+    return replace(opts, hotwords=graph.evidence(pass1_best.token_ids, opts.hotword_evidence))

@@ -43,9 +43,10 @@ class SearchOptions:
     # still on loan taken back, so those the bias would prune stay in the running (bench/RESULTS.md)
     unbiased_beam: int = 0
     early_end: bool = True  # False: </s> only at the last step (see the module docstring)
-    # modes normal/offline with hotwords (a ContextGraph): the phrases pass 1's best hypothesis contains get
-    # at least this weight per token and no acoustic threshold in pass 2 (0: off; see uniasr.decode.context)
-    hotword_evidence: float = 4.0
+    # modes normal/offline with hotwords (a ContextGraph): pass 2 favours only the phrases pass 1's best
+    # hypothesis contains, with at least this weight per token and no acoustic threshold (0: pass 2 uses
+    # the list as given; see uniasr.decode.context)
+    hotword_evidence: float = 3.0
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:

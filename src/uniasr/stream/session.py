@@ -26,7 +26,7 @@ from uniasr.acoustic import Encoded, PassResult
 from uniasr.audio.errors import AudioError
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.bundle import ModelBundle
-from uniasr.decode.context import evidence_options, uses_evidence
+from uniasr.decode.context import evidence_options, pass2_options, uses_evidence
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
@@ -371,8 +371,8 @@ def _search(backend, live, events) -> None:
     partial_passes = [(s, u, u.pass1) for s, u in live if s.mode != "offline" and not u.finished]
     refresh_passes = [(s, u, u.pass2) for s, u in live if s.mode == "normal" and not u.finished]
     final_passes = [(s, u, u.pass2 if u.pass2 is not None else u.pass1) for s, u in live if u.finished]
-    for group, final in ((partial_passes, False), (refresh_passes, False)):
-        _run_grouped(backend, [(s.opts, ps) for s, _, ps in group], final)
+    _run_grouped(backend, [(s.opts, ps) for s, _, ps in partial_passes], False)
+    _run_grouped(backend, [(pass2_options(s.opts), ps) for s, _, ps in refresh_passes], False)
     _run_grouped(backend, _final_searches(backend, final_passes), True)
     for s, u, ps in partial_passes:
         _emit_partial(s, u, ps, events[id(s)])
@@ -385,14 +385,14 @@ def _search(backend, live, events) -> None:
 
 def _final_searches(backend, final_passes: list) -> list[tuple[SearchOptions, PassStream]]:
     """The options of each utterance's final search. Pass 2 with pass-1 evidence: pass 1's searches are
-    finished first, and a pass-2 search is redone from the start when the evidence changes its hotwords
-    (so the final equals whole-utterance decoding, which searches pass 1 before pass 2)."""
+    finished first, and a pass-2 search (so far without hotwords) is redone from the start when pass 1
+    wrote phrases of the list (so the final equals whole-utterance decoding, which searches pass 1 first)."""
     evidence = [(s, u) for s, u, _ in final_passes if u.pass2 is not None and uses_evidence(s.opts)]
     _run_grouped(backend, [(s.opts, u.pass1) for s, u in evidence], True)
     chosen: dict[int, SearchOptions] = {}
     for s, u in evidence:
         opts = evidence_options(s.opts, u.pass1.search.best())
-        if opts is not s.opts:
+        if opts.hotwords is not None:
             u.pass2.search = None
         chosen[id(u)] = opts
     return [(chosen.get(id(u), s.opts), ps) for s, u, ps in final_passes]
