@@ -39,10 +39,11 @@ def bundle(
     token_num_relax: int | None = None,
     convert_kana: bool | None = None,
     early_end: bool | None = None,
+    agreement: tuple[float, int] | None = None,
 ) -> Path:
     """Bundle `model_dir` into `out`. Its decoding.yaml (if any) is kept, with `token_num_relax` /
-    `convert_kana` / `early_end` replaced where given; without any, a dir that has none gets none (FunASR's
-    defaults)."""
+    `convert_kana` / `early_end` / `agreement` (weight, order) replaced where given; without any, a dir that
+    has none gets none (FunASR's defaults)."""
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
     if missing:
@@ -63,7 +64,9 @@ def bundle(
     has_decoding = (model_dir / DECODING_FILE).is_file()
     decoding = read_model_dir(model_dir).decoding if has_decoding else DecodingDefaults()
     given = {"token_num_relax": token_num_relax, "convert_kana": convert_kana, "early_end": early_end}
-    changes = {k: v for k, v in given.items() if v is not None}
+    changes: dict = {k: v for k, v in given.items() if v is not None}
+    if agreement is not None:
+        changes.update(agreement_weight=agreement[0], agreement_order=agreement[1])
     if has_decoding or changes:
         write_decoding(out, replace(decoding, **changes))
     else:
@@ -89,10 +92,16 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="decoding.yaml: whether a hypothesis may end before the last search step (FunASR: yes)",
     )
+    p.add_argument(
+        "--agreement", nargs=2, metavar=("WEIGHT", "ORDER"), default=None,
+        help="decoding.yaml: pass 2 favours pass 1's ORDER-grams by WEIGHT per token (0: off)",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    agreement = (float(args.agreement[0]), int(args.agreement[1])) if args.agreement else None
     out = bundle(
-        args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana, args.early_end
-    )
+        args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana, args.early_end,
+        agreement,
+    )  # fmt: skip
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")
 

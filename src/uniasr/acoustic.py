@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from uniasr.backends.base import empty_history
-from uniasr.decode.context import evidence_options, uses_evidence
+from uniasr.decode.context import needs_pass1, pass2_options
 from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.search import Hypothesis, SearchOptions, beam_search, greedy_search
 from uniasr.model.cif import CifOutput, cif_output
@@ -156,12 +156,13 @@ def decode(
     backend: AcousticBackend, feats: Sequence[Any], mode: str, opts: SearchOptions
 ) -> list[tuple[PassResult, list[Hypothesis]]]:
     """Batch of feature matrices (numpy or torch) -> (acoustic output, n-best hypotheses) per utterance.
-    In a two-pass mode with hotwords pass 1 is searched too, for its evidence (`evidence_options`)."""
+    In a two-pass mode whose pass 2 depends on pass 1 (hotword evidence, agreement: `pass2_options`) pass 1
+    is searched first."""
     with backend.inference():
-        outs = run_passes(backend, [to_numpy(f) for f in feats], mode, with_first=uses_evidence(opts))
+        outs = run_passes(backend, [to_numpy(f) for f in feats], mode, with_first=needs_pass1(opts))
         firsts = [o.first for o in outs if o.first is not None]
         per: SearchOptions | list[SearchOptions] = opts
         if firsts:
-            per = [evidence_options(opts, h[0]) for h in _search(backend, firsts, opts)]
+            per = [pass2_options(opts, h[0]) for h in _search(backend, firsts, opts)]
         hyps = _search(backend, outs, per)
     return list(zip(outs, hyps))

@@ -195,7 +195,8 @@ class ModelBundle:
         beam = self.defaults.beam_size if beam_size is None else beam_size
         return SearchOptions(
             beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax, hotwords=hotwords,
-            lm=self.lm, early_end=self.defaults.early_end,
+            lm=self.lm, early_end=self.defaults.early_end, agreement_weight=self.defaults.agreement_weight,
+            agreement_order=self.defaults.agreement_order,
         )  # fmt: skip
 
     def decode_features(

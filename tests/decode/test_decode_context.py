@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from uniasr.decode.context import ContextGraph, ContextPhrase, evidence_options, pass2_options, uses_evidence
+from uniasr.decode.context import ContextGraph, ContextPhrase, agreement_graph, needs_pass1, pass2_options
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, beam_search
 
 V = 12
@@ -135,19 +135,53 @@ def test_evidence_keeps_the_found_phrases_raised_and_without_threshold():
     assert walk(only_a, [6, 7]) == pytest.approx(0.0)  # pass 2 favours only what pass 1 wrote
 
 
-def test_evidence_options():
+def test_pass2_options_with_hotword_evidence():
     graph = ContextGraph([ContextPhrase((3, 4), 1.0)], ac_threshold=0.5)
     opts = SearchOptions(hotwords=graph)
     off = replace(opts, hotword_evidence=0.0)
-    assert uses_evidence(opts) and not uses_evidence(SearchOptions()) and not uses_evidence(off)
+    assert needs_pass1(opts) and not needs_pass1(SearchOptions()) and not needs_pass1(off)
     assert pass2_options(opts) == replace(opts, hotwords=None) and pass2_options(off) is off
-    assert evidence_options(opts, Hypothesis([SOS, 6, EOS], 0.0)) == replace(opts, hotwords=None)
-    got = evidence_options(opts, Hypothesis([SOS, 3, 4, EOS], 0.0))
+    assert pass2_options(opts, Hypothesis([SOS, 6, EOS], 0.0)) == replace(opts, hotwords=None)
+    got = pass2_options(opts, Hypothesis([SOS, 3, 4, EOS], 0.0))
     assert isinstance(got.hotwords, ContextGraph) and got.hotwords.phrases[0].weight == opts.hotword_evidence
     assert replace(got, hotwords=graph) == opts
-    assert evidence_options(off, Hypothesis([SOS, 3, 4, EOS], 0.0)) is off
+    assert pass2_options(off, Hypothesis([SOS, 3, 4, EOS], 0.0)) is off
     with pytest.raises(ValueError, match="hotword_evidence"):
         SearchOptions(hotword_evidence=-1.0)
+
+
+def test_agreement_graph_rewards_following_pass_1():
+    g = agreement_graph([3, 4, 5, 6], 2, 0.5)
+    assert g is not None and [p.token_ids for p in g.phrases] == [(3, 4), (4, 5), (5, 6)]
+    assert walk(g, [3, 4, 5, 6]) == pytest.approx(3 * 2 * 0.5)  # every bigram kept
+    assert walk(g, [3, 4, 9, 6]) == pytest.approx(2 * 0.5)  # only 3 4
+    assert [p.token_ids for p in agreement_graph([3, 4], 3, 1.0).phrases] == [(3, 4)]  # shorter: one phrase
+    assert [p.token_ids for p in agreement_graph([3, 3, 3], 2, 1.0).phrases] == [(3, 3)]
+    assert agreement_graph([], 3, 1.0) is None
+
+
+def test_pass2_options_with_agreement():
+    opts = SearchOptions(agreement_weight=0.4, agreement_order=2)
+    assert needs_pass1(opts) and pass2_options(opts) == opts  # pass 1 not known yet: no bias
+    got = pass2_options(opts, Hypothesis([SOS, 3, 0, 4, 5, EOS, EOS], 0.0))  # output tokens: 3 4 5
+    assert isinstance(got.agreement, ContextGraph) and got.fusions == (got.agreement,)
+    assert [(p.token_ids, p.weight) for p in got.agreement.phrases] == [((3, 4), 0.4), ((4, 5), 0.4)]
+    assert pass2_options(opts, Hypothesis([SOS, EOS], 0.0)).agreement is None
+    for bad in ({"agreement_weight": -1.0}, {"agreement_order": 0}):
+        with pytest.raises(ValueError, match="agreement"):
+            SearchOptions(**bad)
+
+
+def test_agreement_lets_pass_1_decide_where_pass_2_is_unsure():
+    logits = _table()
+    logits[0, [6, 3]] = [-0.6, -0.7]  # pass 2 is almost undecided between 6 and 3 ...
+    logits[1, [7, 4]] = [-0.5, -2.0]  # ... but sure of 7 over 4
+    opts = SearchOptions(beam_size=4, token_num_relax=0, agreement_weight=0.3, agreement_order=2)
+    assert beam_search(ScriptedScorer(logits), [3.0], opts)[0][0].token_ids == [SOS, 6, 7, EOS, EOS]
+    biased = pass2_options(opts, Hypothesis([SOS, 3, 7, EOS], 0.0))  # ... and pass 1 wrote 3 7
+    assert beam_search(ScriptedScorer(logits), [3.0], biased)[0][0].token_ids == [SOS, 3, 7, EOS, EOS]
+    sure = pass2_options(opts, Hypothesis([SOS, 3, 4, EOS], 0.0))  # pass 1 wrote 3 4: pass 2 keeps 6 7
+    assert beam_search(ScriptedScorer(logits), [3.0], sure)[0][0].token_ids == [SOS, 6, 7, EOS, EOS]
 
 
 def test_beam_search_takes_options_per_utterance():

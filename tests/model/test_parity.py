@@ -169,19 +169,33 @@ def test_modelscope_decoding_yaml_sets_defaults(ms_dirs):
     assert rec.tokens.tokens == recognizer("funasr_uniasr_tiny").tokens.tokens
 
 
-@pytest.mark.parametrize("mode,early_end", [("fast", True), ("normal", False), ("offline", True)])
-def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode, early_end):
+@pytest.mark.parametrize(
+    "mode,early_end,agreement", [("fast", True, 0.0), ("normal", False, 0.4), ("offline", True, 0.0)]
+)
+def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode, early_end, agreement):
     import shutil
 
     from uniasr.funasr.model_dir import ModelDirError, read_model_dir, write_decoding
     from uniasr.model.config import DecodingDefaults
 
     model_dir = shutil.copytree(tiny_dir, tmp_path / "model")
-    want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode, early_end=early_end)
+    want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode, early_end=early_end,
+                            agreement_weight=agreement, agreement_order=2 if agreement else 3)  # fmt: skip
     write_decoding(model_dir, want)
     assert read_model_dir(model_dir).decoding == want
     rec = uniasr.load(model_dir)
-    assert rec.search_options(None, 1).early_end is early_end
+    opts = rec.search_options(None, 1)
+    assert opts.early_end is early_end and opts.agreement_weight == agreement
+    assert opts.agreement_order == want.agreement_order
+    for bad, message in (
+        ("agreement_weight: -1", "agreement_weight=-1"),
+        ("agreement_order: 1.5", "agreement_order=1.5"),
+    ):
+        text = (model_dir / "decoding.yaml").read_text(encoding="utf-8")
+        (model_dir / "decoding.yaml").write_text(text + bad + "\n", encoding="utf-8")
+        with pytest.raises(ModelDirError, match=message):
+            read_model_dir(model_dir)
+        (model_dir / "decoding.yaml").write_text(text, encoding="utf-8")
     with open(model_dir / "decoding.yaml", "a", encoding="utf-8") as f:
         f.write("early_end: sometimes\n")
     with pytest.raises(ModelDirError, match="early_end='sometimes'"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
 import uniasr
 from conftest import FIXTURES, INPUTS, MODES, batched_finals
 from uniasr.audio.decoding import load_audio
+from uniasr.model.config import DecodingDefaults
 from uniasr.stream.endpoint import EndpointConfig
 from uniasr.stream.session import StreamingSession
 from uniasr.vad import load_vad
@@ -245,3 +248,50 @@ def test_stride1_session_equals_whole_utterance(stride1_recognizer, mode):
         assert finals[0].result.token_ids == want.token_ids
         assert finals[0].result.timestamps == want.timestamps
     assert want.timestamps and max(b for _, b in want.timestamps) <= 10_500
+
+
+@pytest.fixture(scope="module")
+def agreement_recognizer(tmp_path_factory):
+    """The lookback fixture whose decoding.yaml turns on pass-1 agreement (strong: random weights)."""
+    import shutil
+
+    from uniasr.funasr.model_dir import read_model_dir, write_decoding
+
+    d = tmp_path_factory.mktemp("agreement") / "model_dir"
+    shutil.copytree(FIXTURES / "funasr_uniasr_lookback" / "model_dir", d)
+    write_decoding(d, DecodingDefaults(**{**asdict(read_model_dir(d).decoding), "agreement_weight": 2.0}))
+    return uniasr.load(d)
+
+
+def _edits(a: list[int], b: list[int]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def test_agreement_brings_pass_2_towards_pass_1(agreement_recognizer, lookback_recognizer):
+    audio = load_audio(INPUTS / "speech_10s.wav")
+    fast = agreement_recognizer.transcribe(audio, mode="fast")[0].token_ids
+    assert fast == lookback_recognizer.transcribe(audio, mode="fast")[0].token_ids  # pass 1 is unchanged
+    plain = lookback_recognizer.transcribe(audio, mode="normal")[0].token_ids
+    agreed = agreement_recognizer.transcribe(audio, mode="normal")[0].token_ids
+    assert _edits(agreed, fast) < _edits(plain, fast)
+
+
+@pytest.mark.parametrize("mode", ["normal", "offline"])
+def test_agreement_session_equals_whole_utterance(agreement_recognizer, mode):
+    """The final search of pass 2 is redone once pass 1 is final; batched sessions agree too."""
+    rec = agreement_recognizer
+    clips = [load_audio(INPUTS / f"{s}.wav") for s in ("speech_10s", "short_0_7s")]
+    want = [rec.transcribe(c, mode=mode)[0] for c in clips]
+    rng = np.random.default_rng(2)
+    finals = [
+        e for e in feed_randomly(StreamingSession(rec, mode=mode), clips[0], rng, 48000) if e.kind == "final"
+    ]
+    assert finals[0].result.token_ids == want[0].token_ids
+    assert finals[0].result.score == pytest.approx(want[0].score, rel=1e-6, abs=2e-4)
+    batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
+    assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]

@@ -21,11 +21,15 @@ pushed into a phrase the decoder finds unlikely (ミタイ -> ミタライ) gets
 back when it moves on. A state is therefore the node and the decoder log-probabilities of the tokens it
 matched.
 
-Pass-1 evidence (modes normal and offline, `SearchOptions.hotword_evidence`): pass 1 searches with the list;
-pass 2 favours only the phrases that pass 1's best hypothesis contains (`ContextGraph.evidence`), at the
-evidence weight and without a threshold. Pass 2 hears some terms worse than pass 1 does, and the threshold
-keeps them out of it; that pass 1 wrote the phrase in the same audio is the evidence instead, and phrases
-pass 1 did not write cannot be forced into pass 2 (bench/RESULTS.md).
+Pass 1 as context for pass 2 (modes normal and offline, `pass2_options`):
+- hotword evidence (`SearchOptions.hotword_evidence`): pass 1 searches with the list; pass 2 favours only the
+  phrases that pass 1's best hypothesis contains (`ContextGraph.evidence`), at the evidence weight and
+  without a threshold. Pass 2 hears some terms worse than pass 1 does, and the threshold keeps them out of
+  it; that pass 1 wrote the phrase in the same audio is the evidence instead, and phrases pass 1 did not
+  write cannot be forced into pass 2 (bench/RESULTS.md);
+- agreement (`SearchOptions.agreement_weight`): pass 2 favours the n-grams of pass 1's best hypothesis
+  (`agreement_graph`), so where pass 2 is unsure it follows pass 1, and where it hears better it can
+  still differ: the two passes decide together (bench/RESULTS.md).
 
 >>> g = ContextGraph([ContextPhrase((5, 6, 7), 1.0)])
 >>> s = g.initial()
@@ -44,7 +48,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from uniasr.decode.search import Hypothesis, SearchOptions
+from uniasr.decode.search import Hypothesis, SearchOptions, hypothesis_tokens
 
 
 @dataclass(frozen=True)
@@ -221,20 +225,42 @@ class ContextGraph:
         return ContextGraph([replace(ph, weight=max(ph.weight, weight)) for ph in found])
 
 
+def agreement_graph(token_ids: Sequence[int], order: int, weight: float) -> ContextGraph | None:
+    """The `order`-grams of a token sequence (pass 1's output tokens) as phrases of `weight` per token, so
+    a hypothesis that follows the sequence keeps `weight` x `order` for each of them; a shorter sequence is
+    one phrase. None for an empty sequence."""
+    n = min(order, len(token_ids))
+    grams = dict.fromkeys(tuple(token_ids[i : i + n]) for i in range(len(token_ids) - n + 1)) if n else {}
+    return ContextGraph([ContextPhrase(g, weight) for g in grams]) if grams else None
+
+
 def uses_evidence(opts: SearchOptions) -> bool:
-    """Whether pass 2 of a two-pass mode is biased by pass 1's best hypothesis (`evidence_options`)."""
+    """Whether pass 2 favours only the hotwords that pass 1 wrote (`pass2_options`)."""
     return isinstance(opts.hotwords, ContextGraph) and opts.hotword_evidence > 0
 
 
-def pass2_options(opts: SearchOptions) -> SearchOptions:
-    """Pass 2's options before pass 1's best hypothesis is known: with evidence, no hotwords yet."""
-    return replace(opts, hotwords=None) if uses_evidence(opts) else opts
+def needs_pass1(opts: SearchOptions) -> bool:
+    """Whether pass 2 of a two-pass mode needs pass 1's best hypothesis (`pass2_options`)."""
+    return opts.agreement_weight > 0 or uses_evidence(opts)
 
 
-def evidence_options(opts: SearchOptions, pass1_best: Hypothesis) -> SearchOptions:
-    """Pass 2's options given pass 1's best hypothesis: the hotwords are its phrases at
-    `opts.hotword_evidence` per token, without a threshold (`ContextGraph.evidence`); none without them."""
-    graph = opts.hotwords
-    if not uses_evidence(opts) or not isinstance(graph, ContextGraph):
+def pass2_options(opts: SearchOptions, pass1_best: Hypothesis | None = None) -> SearchOptions:
+    """Pass 2's options in a two-pass mode, given pass 1's best hypothesis (None: not known yet).
+
+    - hotwords with evidence: the phrases pass 1 wrote at `opts.hotword_evidence` per token and without a
+      threshold (`ContextGraph.evidence`); none while pass 1 is not known or wrote none;
+    - `agreement`: with `opts.agreement_weight`, the `agreement_order`-grams of pass 1's output tokens
+      (`agreement_graph`); none while pass 1 is not known.
+    """
+    if not needs_pass1(opts):
         return opts
-    return replace(opts, hotwords=graph.evidence(pass1_best.token_ids, opts.hotword_evidence))
+    hotwords = opts.hotwords
+    if uses_evidence(opts):
+        hotwords = None
+        if pass1_best is not None and isinstance(opts.hotwords, ContextGraph):
+            hotwords = opts.hotwords.evidence(pass1_best.token_ids, opts.hotword_evidence)
+    agreement = None
+    if opts.agreement_weight > 0 and pass1_best is not None:
+        tokens = hypothesis_tokens(pass1_best)
+        agreement = agreement_graph(tokens, opts.agreement_order, opts.agreement_weight)
+    return replace(opts, hotwords=hotwords, agreement=agreement)

@@ -13,7 +13,7 @@ Sums of log-probabilities favour short hypotheses: with a wide beam a `</s>` cho
 text) can outscore a whole sentence (bench/RESULTS.md). A streaming search never advances to the last step
 before Σα is known (its steps are `safe_steps`), so it applies the rule exactly as a whole-utterance one.
 
-Fusion (`SearchOptions.hotwords`, `SearchOptions.lm`): each adds a row of scores over the vocabulary to every
+Fusion (`SearchOptions.hotwords`, `.lm`, `.agreement`): each adds a row of scores over the vocabulary to every
 hypothesis's candidates before the top-k (a hotword bonus, weight x LM log-probability), keeps a small state
 per hypothesis, and adds its `final` score when a hypothesis ends with an unscored </s> (the last step). A
 hypothesis's `score` is then the fused score the beam ranked it by. Without fusion nothing changes.
@@ -47,10 +47,15 @@ class SearchOptions:
     # hypothesis contains, with at least this weight per token and no acoustic threshold (0: pass 2 uses
     # the list as given; see uniasr.decode.context)
     hotword_evidence: float = 3.0
+    # modes normal/offline: pass 2 favours the `agreement_order`-grams of pass 1's best hypothesis by this
+    # much per token (0: off, FunASR's decoding; the bundled default model's decoding.yaml sets it)
+    agreement_weight: float = 0.0
+    agreement_order: int = 3
+    agreement: Fusion | None = None  # that bias, made per utterance (uniasr.decode.context.pass2_options)
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:
-        return tuple(f for f in (self.hotwords, self.lm) if f is not None)
+        return tuple(f for f in (self.hotwords, self.lm, self.agreement) if f is not None)
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -61,8 +66,11 @@ class SearchOptions:
             raise ValueError(f"unbiased_beam={self.unbiased_beam} must be >= 0")
         if self.token_num_relax < 0:
             raise ValueError(f"token_num_relax={self.token_num_relax} must be >= 0")
-        if not 0.0 <= self.hotword_evidence < float("inf"):
-            raise ValueError(f"hotword_evidence={self.hotword_evidence} must be a finite number >= 0")
+        for name in ("hotword_evidence", "agreement_weight"):
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        if self.agreement_order < 1:
+            raise ValueError(f"agreement_order={self.agreement_order} must be >= 1")
 
 
 @dataclass

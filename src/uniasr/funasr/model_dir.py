@@ -137,12 +137,20 @@ def _decoding(path: Path) -> DecodingDefaults:
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise ModelDirError(f"{f}: {key}={value!r}; expected true or false")
-    return DecodingDefaults(int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags)
+    weight, order = d.get("agreement_weight", 0.0), d.get("agreement_order", 3)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+        raise ModelDirError(f"{f}: agreement_weight={weight!r}; expected a number >= 0")
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ModelDirError(f"{f}: agreement_order={order!r}; expected an integer >= 1")
+    return DecodingDefaults(
+        int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags,
+        agreement_weight=float(weight), agreement_order=order,
+    )  # fmt: skip
 
 
 def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
     """Write `decoding.yaml` into a model dir so that `read_model_dir` gives back `decoding`."""
-    fields = {
+    fields: dict[str, Any] = {
         "beam_size": decoding.beam_size,
         "token_num_relax": decoding.token_num_relax,
         "decoding_mode": "model1" if decoding.mode == "fast" else "model2",
@@ -152,6 +160,9 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
         fields["convert_kana"] = True
     if not decoding.early_end:
         fields["early_end"] = False
+    if decoding.agreement_weight > 0:
+        fields["agreement_weight"] = decoding.agreement_weight
+        fields["agreement_order"] = decoding.agreement_order
     return write_yaml(fields, Path(model_dir) / DECODING_FILE)
 
 

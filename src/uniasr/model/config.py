@@ -224,3 +224,6 @@ class DecodingDefaults:
     convert_kana: bool = False
     # False: a hypothesis may end only at the last step (`SearchOptions.early_end`, uniasr's key)
     early_end: bool = True
+    # pass 2 favours the n-grams of pass 1's best hypothesis (`SearchOptions.agreement_*`, uniasr's keys)
+    agreement_weight: float = 0.0
+    agreement_order: int = 3

@@ -3,7 +3,9 @@
 - `partial` (modes fast, normal): pass-1 text, after every encoder-1 chunk (600 ms + 300 ms look-ahead
   with the template); it covers the span not yet refreshed by pass 2.
 - `refresh` (mode normal): pass-2 text from the utterance start, after every encoder-2 chunk; it replaces the
-  pass-1 text of [start_ms, end_ms).
+  pass-1 text of [start_ms, end_ms). Where pass 2 depends on pass 1's result (hotword evidence, agreement:
+  `uniasr.decode.context.pass2_options`), refreshes are searched without that, and the final search of
+  pass 2 is redone once pass 1's is final.
 - `final`: the utterance's final result (pass 2 in normal/offline, pass 1 in fast), equal to
   `Recognizer.transcribe()` on the utterance's audio in the same mode.
 
@@ -26,7 +28,7 @@ from uniasr.acoustic import Encoded, PassResult
 from uniasr.audio.errors import AudioError
 from uniasr.audio.features import FeatureState, accept_samples, finish_state, init_feature_state
 from uniasr.bundle import ModelBundle
-from uniasr.decode.context import evidence_options, pass2_options, uses_evidence
+from uniasr.decode.context import needs_pass1, pass2_options
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
@@ -109,8 +111,8 @@ class StreamingSession:
         hotwords=None,
         hotword_weight: float | None = None,
     ) -> None:
-        """hotwords: phrases to favour in both passes (see `Recognizer.hotword_graph`; a ContextGraph
-        built once can be shared by many sessions, which then batch together)."""
+        """hotwords: phrases to favour (see `Recognizer.hotword_graph`; a ContextGraph built once can be
+        shared by many sessions, which then batch together): in pass 1, and in pass 2 those pass 1 wrote."""
         mode_settings(mode)
         self.rec, self.mode, self.key = recognizer, mode, key
         context = recognizer.hotword_graph(hotwords, hotword_weight)
@@ -384,15 +386,15 @@ def _search(backend, live, events) -> None:
 
 
 def _final_searches(backend, final_passes: list) -> list[tuple[SearchOptions, PassStream]]:
-    """The options of each utterance's final search. Pass 2 with pass-1 evidence: pass 1's searches are
-    finished first, and a pass-2 search (so far without hotwords) is redone from the start when pass 1
-    wrote phrases of the list (so the final equals whole-utterance decoding, which searches pass 1 first)."""
-    evidence = [(s, u) for s, u, _ in final_passes if u.pass2 is not None and uses_evidence(s.opts)]
+    """The options of each utterance's final search. Where pass 2 depends on pass 1 (`pass2_options`),
+    pass 1's searches are finished first, and a pass-2 search is redone from the start when its options
+    change with pass 1's best hypothesis (so the final equals whole-utterance decoding)."""
+    evidence = [(s, u) for s, u, _ in final_passes if u.pass2 is not None and needs_pass1(s.opts)]
     _run_grouped(backend, [(s.opts, u.pass1) for s, u in evidence], True)
     chosen: dict[int, SearchOptions] = {}
     for s, u in evidence:
-        opts = evidence_options(s.opts, u.pass1.search.best())
-        if opts.hotwords is not None:
+        opts = pass2_options(s.opts, u.pass1.search.best())
+        if opts != pass2_options(s.opts):
             u.pass2.search = None
         chosen[id(u)] = opts
     return [(chosen.get(id(u), s.opts), ps) for s, u, ps in final_passes]
