@@ -64,6 +64,23 @@ def test_main_job_command_uses_the_default_model(capsys):
     assert _cer(SAMPLE_TEXT, out.strip().split()[-1]) <= 0.4, out
 
 
+def test_default_model_decodes_with_pass1_agreement(default_rec, capsys, caplog):
+    """Its decoding.yaml turns agreement on (chosen on dev325, see its README); --agreement-weight 0 is the
+    plain pass-2 search, and a bad weight is refused by name."""
+    from dataclasses import replace
+
+    from uniasr.cli import main
+
+    assert default_rec.defaults.agreement_weight > 0
+    plain = replace(default_rec.search_options(None, 1), agreement_weight=0.0)
+    want_plain = default_rec.transcribe(SAMPLE, search=plain)[0].kana
+    assert want_plain != default_rec.transcribe(SAMPLE)[0].kana
+    assert main(["transcribe", str(SAMPLE), "--text", "kana", "--agreement-weight", "0"]) == 0
+    assert capsys.readouterr().out.strip().split()[-1] == want_plain
+    assert main(["transcribe", str(SAMPLE), "--agreement-weight", "-1"]) != 0
+    assert "--agreement-weight -1.0 must be a number >= 0" in caplog.text
+
+
 def test_bundle_writes_float16_weights_that_load_and_decode(tmp_path):
     out = bundle(TINY, tmp_path / "default")
     orig = torch.load(TINY / "model.pt", map_location="cpu", weights_only=True)

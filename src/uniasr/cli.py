@@ -22,7 +22,8 @@ def add_text_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_context_args(p: argparse.ArgumentParser) -> None:
-    """--hotwords/--hotword-weight and --lm/--lm-weight (see uniasr.hotwords, uniasr.decode.lm_fusion)."""
+    """--hotwords/--hotword-weight, --lm/--lm-weight, --agreement-weight (see uniasr.hotwords,
+    uniasr.decode.lm_fusion, uniasr.decode.context)."""
     p.add_argument(
         "--hotwords", default=None, metavar="FILE",
         help="phrases to favour, one a line, optionally with a weight (FunASR format: `阿里巴巴 20`) and "
@@ -38,12 +39,23 @@ def add_context_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm", default=None, metavar="FILE", help="token-level n-gram LM (ARPA, .gz ok) to fuse")
     p.add_argument("--lm-weight", type=float, default=0.15, help="scale of the fused LM's log-probabilities")
     p.add_argument("--lm-length-bonus", type=float, default=0.0, help="nats per token with --lm")
+    p.add_argument(
+        "--agreement-weight", type=float, default=None, metavar="W",
+        help="modes normal/offline: pass 2 favours the n-grams of pass 1's result by W per token "
+        "(default: the model's decoding.yaml; 0: off)",
+    )  # fmt: skip
 
 
 def apply_context_args(rec, args: argparse.Namespace):
-    """Load --lm into `rec`; -> the --hotwords graph (None without)."""
+    """Load --lm and set --agreement-weight in `rec`; -> the --hotwords graph (None without)."""
+    from dataclasses import replace
     from pathlib import Path
 
+    weight = getattr(args, "agreement_weight", None)
+    if weight is not None:
+        if not 0 <= weight < float("inf"):
+            raise ValueError(f"--agreement-weight {weight} must be a number >= 0")
+        rec.defaults = replace(rec.defaults, agreement_weight=weight)
     if getattr(args, "lm", None):
         rec.use_lm(args.lm, args.lm_weight, args.lm_length_bonus)
     if getattr(args, "hotwords", None):
