@@ -6,7 +6,8 @@ the same process (same inputs, same model).
 Phrases are random katakana strings of 3-8 tokens (seeded), so the prefix tree has about 5 nodes a phrase.
 Each configuration decodes the first --utts utterances of data/synth_ja_ortho/test in `fast` and `normal`,
 --repeats times (the best wall time counts). Prints wall seconds and the ratio to plain decoding. In
-`normal` hotwords also run the pass-1 search (for its evidence); a row without it shows that cost.
+`normal` hotwords also run the pass-1 search (for its evidence); a row without it shows that cost, and one
+without the model's pass-1 agreement shows what that costs plain decoding.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def main() -> None:
         base = best_time(lambda m=mode: rec.transcribe(audio, mode=m), args.repeats)
         rows.append((mode, "plain", base, 1.0))
         first = len(rows) - 1
+        if mode == "normal" and rec.defaults.agreement_weight > 0:  # what pass-1 agreement costs
+            plain = replace(rec.search_options(None, 1), agreement_weight=0.0)
+            t = best_time(lambda o=plain: rec.transcribe(audio, mode="normal", search=o), args.repeats)
+            rows.append((mode, "plain, agreement_weight 0", t, t / base))
         beam = f", beam {hb}" if hb else ""
         if hb:
             t = best_time(lambda m=mode: rec.transcribe(audio, mode=m, beam_size=hb), args.repeats)
