@@ -81,6 +81,26 @@ def test_default_model_decodes_with_pass1_agreement(default_rec, capsys, caplog)
     assert "--agreement-weight -1.0 must be a number >= 0" in caplog.text
 
 
+def test_default_model_rescores_both_passes_jointly(default_rec, capsys):
+    """Its decoding.yaml turns joint rescoring on (chosen on dev325, see its README); --joint-weight off
+    gives the agreement search's own best."""
+    from dataclasses import replace
+
+    from uniasr.cli import main
+
+    assert default_rec.defaults.joint_pass1_weight is not None
+    opts = default_rec.search_options(None, 1)
+    assert opts.rescores
+    searched = default_rec.transcribe(SAMPLE, search=replace(opts, joint_pass1_weight=None))[0].kana
+    assert main(["transcribe", str(SAMPLE), "--text", "kana", "--joint-weight", "off"]) == 0
+    assert capsys.readouterr().out.strip().split()[-1] == searched
+    assert main(["transcribe", str(SAMPLE), "--text", "kana", "--joint-weight", "1"]) == 0
+    assert (
+        capsys.readouterr().out.strip().split()[-1]
+        == default_rec.transcribe(SAMPLE, search=replace(opts, joint_pass1_weight=1.0))[0].kana
+    )
+
+
 def test_bundle_writes_float16_weights_that_load_and_decode(tmp_path):
     out = bundle(TINY, tmp_path / "default")
     orig = torch.load(TINY / "model.pt", map_location="cpu", weights_only=True)

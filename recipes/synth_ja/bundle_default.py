@@ -40,9 +40,11 @@ def bundle(
     convert_kana: bool | None = None,
     early_end: bool | None = None,
     agreement: tuple[float, int] | None = None,
+    joint: tuple[float, float] | None = None,
 ) -> Path:
     """Bundle `model_dir` into `out`. Its decoding.yaml (if any) is kept, with `token_num_relax` /
-    `convert_kana` / `early_end` / `agreement` (weight, order) replaced where given; without any, a dir that
+    `convert_kana` / `early_end` / `agreement` (weight, order) / `joint` (pass-1 weight, length bonus)
+    replaced where given; without any, a dir that
     has none gets none (FunASR's defaults)."""
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
@@ -67,6 +69,8 @@ def bundle(
     changes: dict = {k: v for k, v in given.items() if v is not None}
     if agreement is not None:
         changes.update(agreement_weight=agreement[0], agreement_order=agreement[1])
+    if joint is not None:
+        changes.update(joint_pass1_weight=joint[0], joint_length_bonus=joint[1])
     if has_decoding or changes:
         write_decoding(out, replace(decoding, **changes))
     else:
@@ -96,11 +100,16 @@ def main(argv: list[str] | None = None) -> None:
         "--agreement", nargs=2, metavar=("WEIGHT", "ORDER"), default=None,
         help="decoding.yaml: pass 2 favours pass 1's ORDER-grams by WEIGHT per token (0: off)",
     )  # fmt: skip
+    p.add_argument(
+        "--joint", nargs=2, type=float, metavar=("PASS1_WEIGHT", "LENGTH_BONUS"), default=None,
+        help="decoding.yaml: both passes' n-best rescored by both decoders (uniasr.rescore)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     agreement = (float(args.agreement[0]), int(args.agreement[1])) if args.agreement else None
+    joint = (args.joint[0], args.joint[1]) if args.joint else None
     out = bundle(
         args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana, args.early_end,
-        agreement,
+        agreement, joint,
     )  # fmt: skip
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")

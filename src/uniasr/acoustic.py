@@ -31,6 +31,7 @@ from uniasr.model.layout import (
     to_chunked_layout,
 )
 from uniasr.model.modes import mode_settings
+from uniasr.rescore import candidate_options, joint_nbest
 
 if TYPE_CHECKING:
     from uniasr.backends.base import AcousticBackend
@@ -156,13 +157,16 @@ def decode(
     backend: AcousticBackend, feats: Sequence[Any], mode: str, opts: SearchOptions
 ) -> list[tuple[PassResult, list[Hypothesis]]]:
     """Batch of feature matrices (numpy or torch) -> (acoustic output, n-best hypotheses) per utterance.
-    In a two-pass mode whose pass 2 depends on pass 1 (hotword evidence, agreement: `pass2_options`) pass 1
-    is searched first."""
+    In a two-pass mode whose pass 2 depends on pass 1 (hotword evidence, agreement: `pass2_options`; joint
+    rescoring: `uniasr.rescore`) pass 1 is searched first."""
     with backend.inference():
         outs = run_passes(backend, [to_numpy(f) for f in feats], mode, with_first=needs_pass1(opts))
         firsts = [o.first for o in outs if o.first is not None]
-        per: SearchOptions | list[SearchOptions] = opts
-        if firsts:
-            per = [pass2_options(opts, h[0]) for h in _search(backend, firsts, opts)]
-        hyps = _search(backend, outs, per)
+        if not firsts:
+            return list(zip(outs, _search(backend, outs, opts)))
+        wide = candidate_options(opts)
+        hyps1 = _search(backend, firsts, wide)
+        hyps = _search(backend, outs, [pass2_options(wide, h[0]) for h in hyps1])
+        if opts.rescores:
+            hyps = joint_nbest(backend, firsts, outs, list(zip(hyps1, hyps)), opts)
     return list(zip(outs, hyps))

@@ -192,11 +192,12 @@ class ModelBundle:
     def search_options(
         self, beam_size: int | None, nbest: int, hotwords: ContextGraph | None = None
     ) -> SearchOptions:
-        beam = self.defaults.beam_size if beam_size is None else beam_size
+        d = self.defaults
         return SearchOptions(
-            beam_size=beam, nbest=nbest, token_num_relax=self.defaults.token_num_relax, hotwords=hotwords,
-            lm=self.lm, early_end=self.defaults.early_end, agreement_weight=self.defaults.agreement_weight,
-            agreement_order=self.defaults.agreement_order,
+            beam_size=d.beam_size if beam_size is None else beam_size, nbest=nbest,
+            token_num_relax=d.token_num_relax, hotwords=hotwords, lm=self.lm, early_end=d.early_end,
+            agreement_weight=d.agreement_weight, agreement_order=d.agreement_order,
+            joint_pass1_weight=d.joint_pass1_weight, joint_length_bonus=d.joint_length_bonus,
         )  # fmt: skip
 
     def decode_features(

@@ -22,8 +22,8 @@ def add_text_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_context_args(p: argparse.ArgumentParser) -> None:
-    """--hotwords/--hotword-weight, --lm/--lm-weight, --agreement-weight (see uniasr.hotwords,
-    uniasr.decode.lm_fusion, uniasr.decode.context)."""
+    """--hotwords/--hotword-weight, --lm/--lm-weight, --agreement-weight, --joint-weight (see uniasr.hotwords,
+    uniasr.decode.lm_fusion, uniasr.decode.context, uniasr.rescore)."""
     p.add_argument(
         "--hotwords", default=None, metavar="FILE",
         help="phrases to favour, one a line, optionally with a weight (FunASR format: `阿里巴巴 20`) and "
@@ -44,10 +44,25 @@ def add_context_args(p: argparse.ArgumentParser) -> None:
         help="modes normal/offline: pass 2 favours the n-grams of pass 1's result by W per token "
         "(default: the model's decoding.yaml; 0: off)",
     )  # fmt: skip
+    p.add_argument(
+        "--joint-weight", type=_joint_weight, default=None, metavar="A",
+        help="modes normal/offline: choose among both passes' n-best by both decoders, pass 1's score "
+        "weighted A in [0, 1] (default: the model's decoding.yaml; off: none)",
+    )  # fmt: skip
+
+
+def _joint_weight(text: str) -> float | str:
+    if text == "off":
+        return text
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number in [0, 1] or off")
+    return value
 
 
 def apply_context_args(rec, args: argparse.Namespace):
-    """Load --lm and set --agreement-weight in `rec`; -> the --hotwords graph (None without)."""
+    """Load --lm and set --agreement-weight / --joint-weight in `rec`; -> the --hotwords graph (None
+    without)."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -56,6 +71,9 @@ def apply_context_args(rec, args: argparse.Namespace):
         if not 0 <= weight < float("inf"):
             raise ValueError(f"--agreement-weight {weight} must be a number >= 0")
         rec.defaults = replace(rec.defaults, agreement_weight=weight)
+    joint = getattr(args, "joint_weight", None)
+    if joint is not None:
+        rec.defaults = replace(rec.defaults, joint_pass1_weight=None if joint == "off" else joint)
     if getattr(args, "lm", None):
         rec.use_lm(args.lm, args.lm_weight, args.lm_length_bonus)
     if getattr(args, "hotwords", None):

@@ -292,3 +292,35 @@ def test_agreement_session_equals_whole_utterance(agreement_recognizer, mode):
     assert finals[0].result.score == pytest.approx(want[0].score, rel=1e-6, abs=2e-4)
     batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
     assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]
+
+
+@pytest.fixture(scope="module")
+def joint_recognizer(tmp_path_factory):
+    """The lookback fixture whose decoding.yaml turns on joint rescoring of both passes' n-best."""
+    import shutil
+
+    from uniasr.funasr.model_dir import read_model_dir, write_decoding
+
+    d = tmp_path_factory.mktemp("joint") / "model_dir"
+    shutil.copytree(FIXTURES / "funasr_uniasr_lookback" / "model_dir", d)
+    joint = {"joint_pass1_weight": 0.5, "joint_length_bonus": 1.0, "beam_size": 4}
+    write_decoding(d, DecodingDefaults(**{**asdict(read_model_dir(d).decoding), **joint}))
+    return uniasr.load(d)
+
+
+@pytest.mark.parametrize("mode", ["normal", "offline"])
+def test_joint_rescoring_session_equals_whole_utterance(joint_recognizer, lookback_recognizer, mode):
+    """A session's final is the whole-utterance joint choice, alone and batched; rescoring changes it."""
+    rec = joint_recognizer
+    clips = [load_audio(INPUTS / f"{s}.wav") for s in ("speech_10s", "short_0_7s", "long_35s")]
+    want = [rec.transcribe(c, mode=mode)[0] for c in clips]
+    plain = [lookback_recognizer.transcribe(c, mode=mode, beam_size=4)[0] for c in clips]
+    assert [w.token_ids for w in want] != [p.token_ids for p in plain]
+    rng = np.random.default_rng(3)
+    finals = [
+        e for e in feed_randomly(StreamingSession(rec, mode=mode), clips[0], rng, 48000) if e.kind == "final"
+    ]
+    assert finals[0].result.token_ids == want[0].token_ids
+    assert finals[0].result.score == pytest.approx(want[0].score, rel=1e-5, abs=1e-3)
+    batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
+    assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]

@@ -240,8 +240,8 @@ def uses_evidence(opts: SearchOptions) -> bool:
 
 
 def needs_pass1(opts: SearchOptions) -> bool:
-    """Whether pass 2 of a two-pass mode needs pass 1's best hypothesis (`pass2_options`)."""
-    return opts.agreement_weight > 0 or uses_evidence(opts)
+    """Whether pass 2 of a two-pass mode needs pass 1's search (`pass2_options`, joint rescoring)."""
+    return opts.agreement_weight > 0 or uses_evidence(opts) or opts.rescores
 
 
 def pass2_options(opts: SearchOptions, pass1_best: Hypothesis | None = None) -> SearchOptions:

@@ -52,6 +52,16 @@ class SearchOptions:
     agreement_weight: float = 0.0
     agreement_order: int = 3
     agreement: Fusion | None = None  # that bias, made per utterance (uniasr.decode.context.pass2_options)
+    # modes normal/offline: the output is chosen from both passes' n-best by both decoders, pass 1's score
+    # weighted this much, pass 2's 1 - it, plus `joint_length_bonus` nats per token (None: off, FunASR's
+    # decoding; not with hotwords or an LM; see uniasr.rescore)
+    joint_pass1_weight: float | None = None
+    joint_length_bonus: float = 0.0
+
+    @property
+    def rescores(self) -> bool:
+        """Whether a two-pass decoding with these options ends with joint rescoring (uniasr.rescore)."""
+        return self.joint_pass1_weight is not None and self.hotwords is None and self.lm is None
 
     @property
     def fusions(self) -> tuple[Fusion, ...]:
@@ -69,6 +79,11 @@ class SearchOptions:
         for name in ("hotword_evidence", "agreement_weight"):
             if not 0.0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        w = self.joint_pass1_weight
+        if w is not None and not 0.0 <= w <= 1.0:
+            raise ValueError(f"joint_pass1_weight={w} must be in [0, 1] (or None: off)")
+        if not np.isfinite(self.joint_length_bonus):
+            raise ValueError(f"joint_length_bonus={self.joint_length_bonus} must be a finite number")
         if self.agreement_order < 1:
             raise ValueError(f"agreement_order={self.agreement_order} must be >= 1")
 

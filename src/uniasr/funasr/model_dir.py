@@ -142,9 +142,17 @@ def _decoding(path: Path) -> DecodingDefaults:
         raise ModelDirError(f"{f}: agreement_weight={weight!r}; expected a number >= 0")
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ModelDirError(f"{f}: agreement_order={order!r}; expected an integer >= 1")
+    joint, bonus = d.get("joint_pass1_weight"), d.get("joint_length_bonus", 0.0)
+    if joint is not None and (
+        isinstance(joint, bool) or not isinstance(joint, int | float) or not 0 <= joint <= 1
+    ):
+        raise ModelDirError(f"{f}: joint_pass1_weight={joint!r}; expected a number in [0, 1]")
+    if isinstance(bonus, bool) or not isinstance(bonus, int | float) or not abs(bonus) < float("inf"):
+        raise ModelDirError(f"{f}: joint_length_bonus={bonus!r}; expected a finite number")
     return DecodingDefaults(
         int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags,
         agreement_weight=float(weight), agreement_order=order,
+        joint_pass1_weight=None if joint is None else float(joint), joint_length_bonus=float(bonus),
     )  # fmt: skip
 
 
@@ -163,6 +171,9 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
     if decoding.agreement_weight > 0:
         fields["agreement_weight"] = decoding.agreement_weight
         fields["agreement_order"] = decoding.agreement_order
+    if decoding.joint_pass1_weight is not None:
+        fields["joint_pass1_weight"] = decoding.joint_pass1_weight
+        fields["joint_length_bonus"] = decoding.joint_length_bonus
     return write_yaml(fields, Path(model_dir) / DECODING_FILE)
 
 

@@ -227,3 +227,6 @@ class DecodingDefaults:
     # pass 2 favours the n-grams of pass 1's best hypothesis (`SearchOptions.agreement_*`, uniasr's keys)
     agreement_weight: float = 0.0
     agreement_order: int = 3
+    # both passes' n-best rescored by both decoders (`SearchOptions.joint_*`, uniasr's keys; None: off)
+    joint_pass1_weight: float | None = None
+    joint_length_bonus: float = 0.0

@@ -19,7 +19,7 @@ endless stream runs in constant memory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ from uniasr.decode.context import needs_pass1, pass2_options
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
+from uniasr.rescore import candidate_options, joint_nbest
 from uniasr.result import Result, best_tokens
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
 from uniasr.stream.endpoint import EndpointConfig, EndpointState, check_endpoint
@@ -449,19 +450,29 @@ def _emit_refresh(s: StreamingSession, u: Utterance, ps: PassStream, out: list[S
     )
 
 
+def _pass_result(ps: PassStream) -> PassResult:
+    """A finished pass stream as whole-utterance decoding's PassResult (after `finalize_pass`)."""
+    assert ps.final_cif is not None
+    return PassResult(
+        Encoded(ps.encoder.blocks.view(), ps.encoder.layout()), ps.final_cif, ps.encoder.chunk, ps.config
+    )
+
+
 def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEvent:
     start = u.start_sample * 1000 // s.sample_rate
     seconds = u.num_samples / s.sample_rate
     if ps.search is None or not ps.search.ended or ps.final_cif is None:
         result = Result(f"{s.key}/{u.index}", mode=s.mode, duration_s=seconds)
     else:
-        out = PassResult(
-            Encoded(ps.encoder.blocks.view(), ps.encoder.layout()),
-            ps.final_cif,
-            ps.encoder.chunk,
-            ps.config,
-        )
+        out = _pass_result(ps)
         hyps = sorted(ps.search.ended, key=lambda h: -h.score)[:1]
+        first = u.pass1.search
+        if s.opts.rescores and u.pass2 is ps and first is not None and u.pass1.final_cif is not None:
+            k = candidate_options(s.opts).nbest
+            lists = [sorted(e, key=lambda h: -h.score)[:k] for e in (first.ended, ps.search.ended)]
+            hyps = joint_nbest(
+                s.rec.backend, [_pass_result(u.pass1)], [out], [lists], replace(s.opts, nbest=1)
+            )[0]
         result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds, s.opts.hotwords)
         result.timestamps = [(a + start, b + start) for a, b in result.timestamps]
     return StreamEvent(
