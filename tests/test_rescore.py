@@ -13,7 +13,7 @@ from conftest import FIXTURES, INPUTS
 from uniasr.acoustic import _search, run_passes, to_numpy
 from uniasr.audio.decoding import load_audio
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions
-from uniasr.rescore import candidate_options, forced_scores, joint_nbest
+from uniasr.rescore import candidate_options, forced_scores, joint_nbest, retimed
 from uniasr.train.objective import TrainingObjective
 
 
@@ -96,3 +96,18 @@ def test_whole_decoding_outputs_the_joint_best(rec):
         want = joint_nbest(rec.backend, [first], [second], [lists], opts)[0][0]
     assert got.token_ids == want.token_ids[1:-1]
     assert got.score == pytest.approx(want.score)
+
+
+def test_a_hypothesis_of_another_length_gets_its_own_fire_frames(rec):
+    """A rescored output may be pass 1's, of a length pass 2's CIF did not fire: its times come from pass 2's
+    CIF scaled to that length, one fire per token, in order and within the audio."""
+    _, _, second = _passes(rec)
+    n = second.cif.num_tokens
+    same = Hypothesis([SOS, *[5] * (n - 1), EOS], 0.0)
+    assert retimed(rec.backend, second, same) is second
+    for length in (max(1, n - 4), n + 3):
+        got = retimed(rec.backend, second, Hypothesis([SOS, *[5] * length, EOS], 0.0)).cif
+        frames = got.fire_frames
+        assert len(frames) == length + 1 and len(got.fire_blocks) == length + 1
+        assert np.all(np.diff(frames) >= 0) and frames[0] >= 0 and frames[-1] < len(second.cif.alphas)
+        assert got.embeds is second.cif.embeds  # only the times change

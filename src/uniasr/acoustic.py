@@ -31,7 +31,7 @@ from uniasr.model.layout import (
     to_chunked_layout,
 )
 from uniasr.model.modes import mode_settings
-from uniasr.rescore import candidate_options, joint_nbest
+from uniasr.rescore import candidate_options, joint_nbest, retimed
 
 if TYPE_CHECKING:
     from uniasr.backends.base import AcousticBackend
@@ -169,4 +169,5 @@ def decode(
         hyps = _search(backend, outs, [pass2_options(wide, h[0]) for h in hyps1])
         if opts.rescores:
             hyps = joint_nbest(backend, firsts, outs, list(zip(hyps1, hyps)), opts)
+            outs = [retimed(backend, o, h[0]) for o, h in zip(outs, hyps)]
     return list(zip(outs, hyps))

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, hypothesis_tokens
-from uniasr.model.cif import cif_output
+from uniasr.model.cif import CifOutput, cif_output
 
 if TYPE_CHECKING:
     from uniasr.acoustic import PassResult
@@ -35,17 +34,28 @@ if TYPE_CHECKING:
 FIRE_SLACK = 1e-3  # the scaled Σα is len(y)+1 up to float32 rounding: fire the last token all the same
 
 
-def _forced_memory(
-    base: DecoderMemory, out: PassResult, alphas: np.ndarray, num_tokens: int
-) -> DecoderMemory:
-    """`base` (the pass's decoder memory) with CIF embeddings and token blocks for exactly `num_tokens`
-    tokens: the predictor's `alphas` [N, C] scaled to sum to num_tokens."""
+def _alpha_blocks(backend: AcousticBackend, out: PassResult) -> np.ndarray:
+    """The pass's CIF alphas [N, C] over its encoder blocks."""
     enc = out.encoded
-    scaled = (alphas * (num_tokens / max(float(out.cif.alphas.sum()), 1e-4))).astype(np.float32)
-    cif = cif_output(scaled, enc.blocks, enc.layout, num_tokens + FIRE_SLACK, 1.0 - 1e-4)
-    return replace(
-        base, token_blocks=cif.fire_blocks, cif_embeds=cif.embeds[:num_tokens], token_num=num_tokens
+    return backend.predictor_alphas(
+        out.config.index, enc.blocks, enc.layout.valid_rows(), enc.layout.centre_rows()
     )
+
+
+def forced_cif(out: PassResult, alphas: np.ndarray, num_tokens: int) -> CifOutput:
+    """The pass's CIF, its `alphas` [N, C] scaled to sum to `num_tokens`: that many embeddings and fires."""
+    scaled = (alphas * (num_tokens / max(float(out.cif.alphas.sum()), 1e-4))).astype(np.float32)
+    return cif_output(scaled, out.encoded.blocks, out.encoded.layout, num_tokens + FIRE_SLACK, 1.0 - 1e-4)
+
+
+def retimed(backend: AcousticBackend, out: PassResult, hyp: Hypothesis) -> PassResult:
+    """`out` with the fire frames of `hyp`'s own length (the CIF scaled to it) where that differs from the
+    pass's count (a rescored hypothesis may be pass 1's), so that each token keeps a time of its own."""
+    n = len(hypothesis_tokens(hyp)) + 1
+    if n == out.cif.num_tokens:
+        return out
+    cif = forced_cif(out, _alpha_blocks(backend, out), n)
+    return replace(out, cif=replace(out.cif, fire_frames=cif.fire_frames, fire_blocks=cif.fire_blocks))
 
 
 def forced_scores(
@@ -60,12 +70,12 @@ def forced_scores(
     memories, groups = [], []  # groups: (utterance, candidate indices, steps)
     for u, (out, cands) in enumerate(zip(outs, candidates)):
         assert out.config.index == pass_index, "one pass at a time"
-        enc, base = out.encoded, decoder_memory(backend, out)
-        alphas = backend.predictor_alphas(
-            pass_index, enc.blocks, enc.layout.valid_rows(), enc.layout.centre_rows()
-        )
+        base, alphas = decoder_memory(backend, out), _alpha_blocks(backend, out)
         for n in sorted({len(y) + 1 for y in cands}):
-            memories.append(_forced_memory(base, out, alphas, n))
+            cif = forced_cif(out, alphas, n)
+            memories.append(
+                replace(base, token_blocks=cif.fire_blocks, cif_embeds=cif.embeds[:n], token_num=n)
+            )
             groups.append((u, [i for i, y in enumerate(cands) if len(y) + 1 == n], n))
     seqs = [[[SOS, *y, EOS] for y in cands] for cands in candidates]
     totals = [np.zeros(len(cands)) for cands in candidates]

@@ -32,7 +32,7 @@ from uniasr.decode.context import needs_pass1, pass2_options
 from uniasr.decode.search import SearchOptions
 from uniasr.model.layout import stride_window
 from uniasr.model.modes import Mode, mode_settings
-from uniasr.rescore import candidate_options, joint_nbest
+from uniasr.rescore import candidate_options, joint_nbest, retimed
 from uniasr.result import Result, best_tokens
 from uniasr.stream.encoder_stream import GrowingRows, push_frames
 from uniasr.stream.endpoint import EndpointConfig, EndpointState, check_endpoint
@@ -473,6 +473,7 @@ def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEve
             hyps = joint_nbest(
                 s.rec.backend, [_pass_result(u.pass1)], [out], [lists], replace(s.opts, nbest=1)
             )[0]
+            out = retimed(s.rec.backend, out, hyps[0])
         result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds, s.opts.hotwords)
         result.timestamps = [(a + start, b + start) for a, b in result.timestamps]
     return StreamEvent(
