@@ -14,6 +14,8 @@ undo their bias.
 Why: pass 2 of the bundled default model alone is worse than pass 1, but their errors differ; each decoder
 scoring the other's hypotheses decides better than either search (bench/RESULTS.md). Backend-neutral: the
 network calls are `AcousticBackend`'s (torch or onnxruntime). A hypothesis's `score` becomes its joint score.
+When the chosen one has another length than pass 2's CIF fired, its timestamps come from pass 2's CIF
+scaled to its length (`retimed`).
 """
 
 from __future__ import annotations
