@@ -104,9 +104,9 @@ def test_a_hypothesis_of_another_length_gets_its_own_fire_frames(rec):
     _, _, second = _passes(rec)
     n = second.cif.num_tokens
     same = Hypothesis([SOS, *[5] * (n - 1), EOS], 0.0)
-    assert retimed(rec.backend, second, same) is second
+    assert retimed(second, same) is second
     for length in (max(1, n - 4), n + 3):
-        got = retimed(rec.backend, second, Hypothesis([SOS, *[5] * length, EOS], 0.0)).cif
+        got = retimed(second, Hypothesis([SOS, *[5] * length, EOS], 0.0)).cif
         frames = got.fire_frames
         assert len(frames) == length + 1 and len(got.fire_blocks) == length + 1
         assert np.all(np.diff(frames) >= 0) and frames[0] >= 0 and frames[-1] < len(second.cif.alphas)

@@ -169,5 +169,5 @@ def decode(
         hyps = _search(backend, outs, [pass2_options(wide, h[0]) for h in hyps1])
         if opts.rescores:
             hyps = joint_nbest(backend, firsts, outs, list(zip(hyps1, hyps)), opts)
-            outs = [retimed(backend, o, h[0]) for o, h in zip(outs, hyps)]
+            outs = [retimed(o, h[0]) for o, h in zip(outs, hyps)]
     return list(zip(outs, hyps))

@@ -28,6 +28,7 @@ import numpy as np
 
 from uniasr.decode.search import EOS, SOS, Hypothesis, SearchOptions, hypothesis_tokens
 from uniasr.model.cif import CifOutput, cif_output
+from uniasr.model.layout import centres_to_blocks
 
 if TYPE_CHECKING:
     from uniasr.acoustic import PassResult
@@ -36,27 +37,21 @@ if TYPE_CHECKING:
 FIRE_SLACK = 1e-3  # the scaled Σα is len(y)+1 up to float32 rounding: fire the last token all the same
 
 
-def _alpha_blocks(backend: AcousticBackend, out: PassResult) -> np.ndarray:
-    """The pass's CIF alphas [N, C] over its encoder blocks."""
-    enc = out.encoded
-    return backend.predictor_alphas(
-        out.config.index, enc.blocks, enc.layout.valid_rows(), enc.layout.centre_rows()
-    )
+def forced_cif(out: PassResult, num_tokens: int) -> CifOutput:
+    """The pass's CIF with its alphas scaled to sum to `num_tokens`: that many embeddings and fires."""
+    alphas = out.cif.alphas
+    scaled = (alphas * (num_tokens / max(float(alphas.sum()), 1e-4))).astype(np.float32)
+    blocks = centres_to_blocks(scaled, out.encoded.layout)
+    return cif_output(blocks, out.encoded.blocks, out.encoded.layout, num_tokens + FIRE_SLACK, 1.0 - 1e-4)
 
 
-def forced_cif(out: PassResult, alphas: np.ndarray, num_tokens: int) -> CifOutput:
-    """The pass's CIF, its `alphas` [N, C] scaled to sum to `num_tokens`: that many embeddings and fires."""
-    scaled = (alphas * (num_tokens / max(float(out.cif.alphas.sum()), 1e-4))).astype(np.float32)
-    return cif_output(scaled, out.encoded.blocks, out.encoded.layout, num_tokens + FIRE_SLACK, 1.0 - 1e-4)
-
-
-def retimed(backend: AcousticBackend, out: PassResult, hyp: Hypothesis) -> PassResult:
+def retimed(out: PassResult, hyp: Hypothesis) -> PassResult:
     """`out` with the fire frames of `hyp`'s own length (the CIF scaled to it) where that differs from the
     pass's count (a rescored hypothesis may be pass 1's), so that each token keeps a time of its own."""
     n = len(hypothesis_tokens(hyp)) + 1
     if n == out.cif.num_tokens:
         return out
-    cif = forced_cif(out, _alpha_blocks(backend, out), n)
+    cif = forced_cif(out, n)
     return replace(out, cif=replace(out.cif, fire_frames=cif.fire_frames, fire_blocks=cif.fire_blocks))
 
 
@@ -72,9 +67,9 @@ def forced_scores(
     memories, groups = [], []  # groups: (utterance, candidate indices, steps)
     for u, (out, cands) in enumerate(zip(outs, candidates)):
         assert out.config.index == pass_index, "one pass at a time"
-        base, alphas = decoder_memory(backend, out), _alpha_blocks(backend, out)
+        base = decoder_memory(backend, out)
         for n in sorted({len(y) + 1 for y in cands}):
-            cif = forced_cif(out, alphas, n)
+            cif = forced_cif(out, n)
             memories.append(
                 replace(base, token_blocks=cif.fire_blocks, cif_embeds=cif.embeds[:n], token_num=n)
             )

@@ -251,17 +251,36 @@ def test_stride1_session_equals_whole_utterance(stride1_recognizer, mode):
     assert want.timestamps and max(b for _, b in want.timestamps) <= 10_500
 
 
-@pytest.fixture(scope="module")
-def agreement_recognizer(tmp_path_factory):
-    """The lookback fixture whose decoding.yaml turns on pass-1 agreement (strong: random weights)."""
+def lookback_with_decoding(tmp_path_factory, name: str, **changes):
+    """The lookback fixture, loaded from a copy whose decoding.yaml has these `changes`."""
     import shutil
 
     from uniasr.funasr.model_dir import read_model_dir, write_decoding
 
-    d = tmp_path_factory.mktemp("agreement") / "model_dir"
+    d = tmp_path_factory.mktemp(name) / "model_dir"
     shutil.copytree(FIXTURES / "funasr_uniasr_lookback" / "model_dir", d)
-    write_decoding(d, DecodingDefaults(**{**asdict(read_model_dir(d).decoding), "agreement_weight": 2.0}))
+    write_decoding(d, DecodingDefaults(**{**asdict(read_model_dir(d).decoding), **changes}))
     return uniasr.load(d)
+
+
+def assert_sessions_equal_whole(rec, mode: str, clips: list, seed: int, rel: float, abs_: float) -> None:
+    """clips[0] fed in random pieces, and all clips in batched sessions, end in the whole-utterance finals
+    (the first's score within rel / abs_)."""
+    want = [rec.transcribe(c, mode=mode)[0] for c in clips]
+    rng = np.random.default_rng(seed)
+    finals = [
+        e for e in feed_randomly(StreamingSession(rec, mode=mode), clips[0], rng, 48000) if e.kind == "final"
+    ]
+    assert finals[0].result.token_ids == want[0].token_ids
+    assert finals[0].result.score == pytest.approx(want[0].score, rel=rel, abs=abs_)
+    batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
+    assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]
+
+
+@pytest.fixture(scope="module")
+def agreement_recognizer(tmp_path_factory):
+    """The lookback fixture whose decoding.yaml turns on pass-1 agreement (strong: random weights)."""
+    return lookback_with_decoding(tmp_path_factory, "agreement", agreement_weight=2.0)
 
 
 def _edits(a: list[int], b: list[int]) -> int:
@@ -281,46 +300,23 @@ def test_agreement_brings_pass_2_towards_pass_1(agreement_recognizer, lookback_r
 @pytest.mark.parametrize("mode", ["normal", "offline"])
 def test_agreement_session_equals_whole_utterance(agreement_recognizer, mode):
     """The final search of pass 2 is redone once pass 1 is final; batched sessions agree too."""
-    rec = agreement_recognizer
     clips = [load_audio(INPUTS / f"{s}.wav") for s in ("speech_10s", "short_0_7s")]
-    want = [rec.transcribe(c, mode=mode)[0] for c in clips]
-    rng = np.random.default_rng(2)
-    finals = [
-        e for e in feed_randomly(StreamingSession(rec, mode=mode), clips[0], rng, 48000) if e.kind == "final"
-    ]
-    assert finals[0].result.token_ids == want[0].token_ids
-    assert finals[0].result.score == pytest.approx(want[0].score, rel=1e-6, abs=2e-4)
-    batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
-    assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]
+    assert_sessions_equal_whole(agreement_recognizer, mode, clips, seed=2, rel=1e-6, abs_=2e-4)
 
 
 @pytest.fixture(scope="module")
 def joint_recognizer(tmp_path_factory):
     """The lookback fixture whose decoding.yaml turns on joint rescoring of both passes' n-best."""
-    import shutil
-
-    from uniasr.funasr.model_dir import read_model_dir, write_decoding
-
-    d = tmp_path_factory.mktemp("joint") / "model_dir"
-    shutil.copytree(FIXTURES / "funasr_uniasr_lookback" / "model_dir", d)
-    joint = {"joint_pass1_weight": 0.5, "joint_length_bonus": 1.0, "beam_size": 4}
-    write_decoding(d, DecodingDefaults(**{**asdict(read_model_dir(d).decoding), **joint}))
-    return uniasr.load(d)
+    return lookback_with_decoding(
+        tmp_path_factory, "joint", joint_pass1_weight=0.5, joint_length_bonus=1.0, beam_size=4
+    )
 
 
 @pytest.mark.parametrize("mode", ["normal", "offline"])
 def test_joint_rescoring_session_equals_whole_utterance(joint_recognizer, lookback_recognizer, mode):
     """A session's final is the whole-utterance joint choice, alone and batched; rescoring changes it."""
-    rec = joint_recognizer
     clips = [load_audio(INPUTS / f"{s}.wav") for s in ("speech_10s", "short_0_7s", "long_35s")]
-    want = [rec.transcribe(c, mode=mode)[0] for c in clips]
-    plain = [lookback_recognizer.transcribe(c, mode=mode, beam_size=4)[0] for c in clips]
-    assert [w.token_ids for w in want] != [p.token_ids for p in plain]
-    rng = np.random.default_rng(3)
-    finals = [
-        e for e in feed_randomly(StreamingSession(rec, mode=mode), clips[0], rng, 48000) if e.kind == "final"
-    ]
-    assert finals[0].result.token_ids == want[0].token_ids
-    assert finals[0].result.score == pytest.approx(want[0].score, rel=1e-5, abs=1e-3)
-    batched = batched_finals([StreamingSession(rec, mode=mode) for _ in clips], clips, step=4800)
-    assert [f[0].result.token_ids for f in batched] == [w.token_ids for w in want]
+    want = [joint_recognizer.transcribe(c, mode=mode)[0].token_ids for c in clips]
+    plain = [lookback_recognizer.transcribe(c, mode=mode, beam_size=4)[0].token_ids for c in clips]
+    assert want != plain
+    assert_sessions_equal_whole(joint_recognizer, mode, clips, seed=3, rel=1e-5, abs_=1e-3)

@@ -169,6 +169,10 @@ class SearchState:
             self.ended.append(Hypothesis([SOS, EOS], 0.0))
         self.ids, self.scores, self.cache, self.done = [], np.zeros(0, dtype=np.float32), None, True
 
+    def nbest(self, n: int) -> list[Hypothesis]:
+        """The `n` best finished hypotheses, best first."""
+        return sorted(self.ended, key=lambda h: -h.score)[:n]
+
     def best(self) -> Hypothesis:
         """Best finished hypothesis if done, else the best running one (a partial result)."""
         if self.ended and (self.done or not self.ids):
@@ -381,7 +385,7 @@ def beam_search(
     for st, n, o in zip(states, token_nums, per):
         st.set_token_num(n, o.token_num_relax)
     advance(scorer, states, per, greedy=greedy)
-    return [sorted(u.ended, key=lambda h: -h.score)[: o.nbest] for u, o in zip(states, per)]
+    return [u.nbest(o.nbest) for u, o in zip(states, per)]
 
 
 def greedy_search(

@@ -133,6 +133,15 @@ def merge_centres(blocks: Any, geom: ChunkGeometry) -> Any:
     return centres[: geom.num_frames]
 
 
+def centres_to_blocks(rows: np.ndarray, geom: ChunkGeometry) -> np.ndarray:
+    """[T] per-frame values -> [N, C] blocks holding each at its centre row, zeros elsewhere (the inverse of
+    `merge_centres` for values that are 0 off-centre, e.g. CIF alphas)."""
+    out = np.zeros((geom.num_blocks, geom.chunk_size), dtype=rows.dtype)
+    frames = np.arange(geom.num_frames)
+    out[frames // geom.stride, frames % geom.stride + geom.pad_left] = rows
+    return out
+
+
 def to_chunked_layout(blocks: Any, geom: ChunkGeometry) -> Any:
     """[N, C, ...] blocks -> [Tc, ...] FunASR chunked layout with zero fsmn-pad rows."""
     n, rest = blocks.shape[0], tuple(blocks.shape[2:])

@@ -17,7 +17,7 @@ from uniasr.decode.memory import DecoderMemory
 from uniasr.decode.search import SearchOptions, SearchState, advance
 from uniasr.model.cif import CifOutput, CifState, cif_output, floor_cumsum, integrate_and_fire
 from uniasr.model.config import PassConfig
-from uniasr.model.layout import merge_centres, to_chunked_layout
+from uniasr.model.layout import centres_to_blocks, merge_centres, to_chunked_layout
 from uniasr.stream.encoder_stream import EncoderStream, GrowingRows, encode_streams
 
 if TYPE_CHECKING:
@@ -115,9 +115,7 @@ def finalize_pass(backend: AcousticBackend, ps: PassStream) -> None:
     """After the last block: the whole-utterance CIF over all blocks fixes Σα, fire blocks and embeddings."""
     lay = ps.encoder.layout()
     blocks = ps.encoder.blocks.view()
-    alpha_blocks = np.zeros((lay.num_blocks, lay.chunk_size), dtype=blocks.dtype)
-    frames = np.arange(lay.num_frames)
-    alpha_blocks[frames // lay.stride, frames % lay.stride + lay.pad_left] = ps.alphas.view()
+    alpha_blocks = centres_to_blocks(ps.alphas.view().astype(blocks.dtype, copy=False), lay)
     token_num = backend.token_count(to_chunked_layout(alpha_blocks, lay))
     cif = cif_output(alpha_blocks, blocks, lay, token_num, ps.config.predictor.threshold)
     streamed = DecoderMemory(

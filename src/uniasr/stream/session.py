@@ -465,15 +465,15 @@ def _final_event(s: StreamingSession, u: Utterance, ps: PassStream) -> StreamEve
         result = Result(f"{s.key}/{u.index}", mode=s.mode, duration_s=seconds)
     else:
         out = _pass_result(ps)
-        hyps = sorted(ps.search.ended, key=lambda h: -h.score)[:1]
+        hyps = ps.search.nbest(1)
         first = u.pass1.search
         if s.opts.rescores and u.pass2 is ps and first is not None and u.pass1.final_cif is not None:
             k = candidate_options(s.opts).nbest
-            lists = [sorted(e, key=lambda h: -h.score)[:k] for e in (first.ended, ps.search.ended)]
+            lists = [first.nbest(k), ps.search.nbest(k)]
             hyps = joint_nbest(
                 s.rec.backend, [_pass_result(u.pass1)], [out], [lists], replace(s.opts, nbest=1)
             )[0]
-            out = retimed(s.rec.backend, out, hyps[0])
+            out = retimed(out, hyps[0])
         result = s.rec.make_result(f"{s.key}/{u.index}", out, hyps, s.mode, seconds, s.opts.hotwords)
         result.timestamps = [(a + start, b + start) for a, b in result.timestamps]
     return StreamEvent(
