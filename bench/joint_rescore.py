@@ -1,13 +1,18 @@
 """Joint rescoring (uniasr.rescore): sweep its two settings on a dev set; time it against the search alone.
 
     python bench/joint_rescore.py --data data/synth_ja_dev325_ortho/dev [--mode normal] [--beam 5] \
-        [--weights 0.4 0.5 0.6] [--bonuses 0 1 2 2.5 3] [--time 60]
+        [--weights 0.4 0.5 0.6] [--bonuses 0 1 2 2.5 3] [--time 60] \
+        [--written data/synth_ja_dev325/dev --written-weights 0 0.5 1]
 
 Each utterance is decoded once: both passes' n-best lists (the model's decoding.yaml otherwise, agreement
 included) and each candidate's forced score under both decoders (`forced_scores`); every (pass-1 weight,
 length bonus) pair then picks its candidate without decoding again. Prints the reading CER of pass 1's
-best, pass 2's search best and each pair (best first). `--time N`: then decodes the first N utterances with
-`transcribe` with rescoring on and off (same process, same settings otherwise) and prints the time ratio.
+best, pass 2's search best and each pair (best first). `--written DIR` (the written sentences): each
+candidate is also converted to written text (the model's converter) and scored by the model dir's written
+LM (`ModelBundle.written_logprob`); the sweep adds that score's weight and prints written and reading CER
+(decoding.yaml's own `joint_written_weight` is then ignored). `--time N`:
+then decodes the first N utterances with `transcribe` with rescoring on and off (same process, same
+settings otherwise) and prints the time ratio.
 """
 
 from __future__ import annotations
@@ -33,8 +38,16 @@ from uniasr.decode.search import hypothesis_tokens  # noqa: E402
 from uniasr.rescore import candidate_options, forced_scores  # noqa: E402
 
 
-def collect(rec, wavs: dict[str, str], refs: dict[str, str], mode: str, beam: int) -> list[dict]:
-    """Per utterance: candidates, their forced scores per pass, their errors, which search found each."""
+def collect(
+    rec,
+    wavs: dict[str, str],
+    refs: dict[str, str],
+    mode: str,
+    beam: int,
+    written: dict[str, str] | None = None,
+) -> list[dict]:
+    """Per utterance: candidates, their forced scores per pass, their errors, which search found each;
+    with `written` refs also each candidate's written errors and written-LM score (ln)."""
     opts = candidate_options(replace(rec.search_options(beam, 1), joint_pass1_weight=0.5))
     norm = NormalizeOptions()
     be, rows = rec.backend, []
@@ -56,14 +69,20 @@ def collect(rec, wavs: dict[str, str], refs: dict[str, str], mode: str, beam: in
         ]
         first, second = cands.index(hypothesis_tokens(h1[0])), cands.index(hypothesis_tokens(h2[0]))
         lengths = np.array([len(y) for y in cands])
-        rows.append(dict(s1=s1, s2=s2, err=err, first=first, second=second, lengths=lengths))
+        row = dict(s1=s1, s2=s2, err=err, first=first, second=second, lengths=lengths)
+        if written is not None:
+            texts = [rec.converter(rec.tokens.detokenize(rec.tokens.to_tokens(y))) for y in cands]
+            wref = normalize_text(written[key], norm)
+            row["werr"] = [align(wref, normalize_text(t, norm)) for t in texts]
+            row["wlm"] = np.array([rec.written_logprob(y) for y in cands])
+        rows.append(row)
     return rows
 
 
-def total(rows: list[dict], pick) -> ErrorCounts:
+def total(rows: list[dict], pick, field: str = "err") -> ErrorCounts:
     out = ErrorCounts()
     for r in rows:
-        out = out + r["err"][pick(r)]
+        out = out + r[field][pick(r)]
     return out
 
 
@@ -80,12 +99,18 @@ def main() -> None:
     p.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7])
     p.add_argument("--bonuses", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     p.add_argument("--time", type=int, default=0, metavar="N", help="time N utterances with and without")
+    p.add_argument("--written", type=Path, default=None, help="Kaldi dir of the written sentences")
+    p.add_argument("--written-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
     args = p.parse_args()
     rec = uniasr.load(args.model)
     wavs, refs = read_text_file(args.data / "wav.scp"), read_text_file(args.data / "text")
-    rows = collect(rec, wavs, refs, args.mode, args.beam)
+    written = read_text_file(args.written / "text") if args.written else None
+    rows = collect(rec, wavs, refs, args.mode, args.beam, written)
     show("pass 1 best (fast)", total(rows, lambda r: r["first"]))
     show("pass 2 search best", total(rows, lambda r: r["second"]))
+    if written is not None:
+        sweep_written(rows, args.weights, args.bonuses, args.written_weights)
+        return
     grid = []
     for a, b in itertools.product(args.weights, args.bonuses):
         t = total(
@@ -114,6 +139,24 @@ def main() -> None:
             f"time for {len(audio)} utterances: off {off:.2f} s, on {seconds['on']:.2f} s, "
             f"ratio {seconds['on'] / off:.2f}"
         )
+
+
+def sweep_written(rows: list[dict], weights, bonuses, lm_weights) -> None:
+    """Written and reading CER per (pass-1 weight, length bonus, written-LM weight), best written first."""
+    show("written: pass 1 best (fast)", total(rows, lambda r: r["first"], "werr"))
+    grid = []
+    for a, b, c in itertools.product(weights, bonuses, lm_weights):
+
+        def pick(r, a=a, b=b, c=c):
+            return int(np.argmax(a * r["s1"] + (1 - a) * r["s2"] + b * r["lengths"] + c * r["wlm"]))
+
+        grid.append((total(rows, pick, "werr").cer, a, b, c, total(rows, pick)))
+    grid.sort(key=lambda g: g[0])
+    for w, a, b, c, t in grid[:25]:
+        print(f"a={a:g} b={b:g} lm={c:g}  written {100 * w:6.2f} %  reading {100 * t.cer:6.2f} %")
+    for w, a, b, c, t in grid:
+        if (a, b, c) == (0.5, 2.5, 0.0):
+            print(f"shipped (0.5, 2.5, 0): written {100 * w:6.2f} %  reading {100 * t.cer:6.2f} %")
 
 
 if __name__ == "__main__":

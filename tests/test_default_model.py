@@ -101,6 +101,33 @@ def test_default_model_rescores_both_passes_jointly(default_rec, capsys):
     )
 
 
+def test_the_joint_choice_can_weigh_the_written_lm_of_each_candidates_conversion(default_rec, capsys):
+    """joint_written_weight w adds w x the written LM's ln-probability of a candidate's kanji-kana text
+    (whatever the output form); without convert_kana or at 0 there is no text score."""
+    from dataclasses import replace
+
+    from uniasr.cli import main
+
+    rec = uniasr.load()
+    ids = rec.tokens.to_ids(list("コウエンデラーメンヲタベタ。"))
+    lm = rec.converter.lm
+    assert lm is not None
+    want = np.log(10) * lm.sentence_logprob(list(rec.converter("コウエンデラーメンヲタベタ。")))
+    assert rec.written_logprob(ids) == pytest.approx(want) and want < 0
+    rec.defaults = replace(rec.defaults, joint_written_weight=0.5)
+    opts = rec.search_options(None, 1)
+    assert opts.joint_text_score is not None and opts.joint_text_score(ids) == pytest.approx(0.5 * want)
+    rec.text_form = "kana"
+    assert rec.search_options(None, 1).joint_text_score(ids) == pytest.approx(0.5 * want)
+    for off in (replace(rec.defaults, joint_written_weight=0.0), replace(rec.defaults, convert_kana=False)):
+        rec.defaults = off
+        assert rec.search_options(None, 1).joint_text_score is None
+    weighed = replace(default_rec.search_options(None, 1), joint_text_score=default_rec.written_logprob)
+    assert main(["transcribe", str(SAMPLE), "--text", "kana", "--joint-written-weight", "1"]) == 0
+    want_kana = default_rec.transcribe(SAMPLE, search=weighed)[0].kana
+    assert capsys.readouterr().out.strip().split()[-1] == want_kana
+
+
 def test_bundle_writes_float16_weights_that_load_and_decode(tmp_path):
     out = bundle(TINY, tmp_path / "default")
     orig = torch.load(TINY / "model.pt", map_location="cpu", weights_only=True)

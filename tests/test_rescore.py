@@ -70,6 +70,11 @@ def test_joint_nbest_orders_distinct_candidates_by_the_weighted_scores(rec):
     assert only1[0][0].token_ids[1:-1] == [a, b][int(np.argmax(s1))]
     two = joint_nbest(rec.backend, [first, first], [second, second], [[[], []], hyps], opts)
     assert two[0][0].token_ids == [SOS, EOS] and two[1] == got  # an empty list costs the other nothing
+    worse = [a, b][int(np.argmin(joint))]  # a text score can overrule the decoders
+    text = replace(opts, joint_text_score=lambda y: 1e3 * (list(y) == worse))
+    chosen = joint_nbest(rec.backend, [first], [second], [hyps], text)[0]
+    assert chosen[0].token_ids[1:-1] == worse
+    assert chosen[0].score == pytest.approx(float(np.min(joint)) + 1e3)
 
 
 def test_rescoring_is_off_with_hotwords_or_an_lm_and_widens_each_search():

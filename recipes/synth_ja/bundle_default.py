@@ -41,11 +41,12 @@ def bundle(
     early_end: bool | None = None,
     agreement: tuple[float, int] | None = None,
     joint: tuple[float, float] | None = None,
+    joint_written: float | None = None,
 ) -> Path:
     """Bundle `model_dir` into `out`. Its decoding.yaml (if any) is kept, with `token_num_relax` /
-    `convert_kana` / `early_end` / `agreement` (weight, order) / `joint` (pass-1 weight, length bonus)
-    replaced where given; without any, a dir that
-    has none gets none (FunASR's defaults)."""
+    `convert_kana` / `early_end` / `agreement` (weight, order) / `joint` (pass-1 weight, length bonus) /
+    `joint_written` (the written LM's weight in the joint choice) replaced where given; without any, a dir
+    that has none gets none (FunASR's defaults)."""
     model_dir, out = Path(model_dir), Path(out)
     missing = [f for f in (*FILES, "model.pt") if not (model_dir / f).is_file()]
     if missing:
@@ -65,7 +66,12 @@ def bundle(
         shutil.copyfile(model_dir / name, out / name)
     has_decoding = (model_dir / DECODING_FILE).is_file()
     decoding = read_model_dir(model_dir).decoding if has_decoding else DecodingDefaults()
-    given = {"token_num_relax": token_num_relax, "convert_kana": convert_kana, "early_end": early_end}
+    given = {
+        "token_num_relax": token_num_relax,
+        "convert_kana": convert_kana,
+        "early_end": early_end,
+        "joint_written_weight": joint_written,
+    }
     changes: dict = {k: v for k, v in given.items() if v is not None}
     if agreement is not None:
         changes.update(agreement_weight=agreement[0], agreement_order=agreement[1])
@@ -104,12 +110,17 @@ def main(argv: list[str] | None = None) -> None:
         "--joint", nargs=2, type=float, metavar=("PASS1_WEIGHT", "LENGTH_BONUS"), default=None,
         help="decoding.yaml: both passes' n-best rescored by both decoders (uniasr.rescore)",
     )  # fmt: skip
+    p.add_argument(
+        "--joint-written", type=float, metavar="WEIGHT", default=None,
+        help="decoding.yaml: the joint choice adds WEIGHT x the written LM's ln-probability of each "
+        "candidate's kanji-kana conversion",
+    )  # fmt: skip
     args = p.parse_args(argv)
     agreement = (float(args.agreement[0]), int(args.agreement[1])) if args.agreement else None
     joint = (args.joint[0], args.joint[1]) if args.joint else None
     out = bundle(
         args.model_dir, args.out, args.overwrite, args.token_num_relax, args.convert_kana, args.early_end,
-        agreement, joint,
+        agreement, joint, args.joint_written,
     )  # fmt: skip
     size = (out / "model.pt").stat().st_size / 2**20
     print(f"{out}: model.pt {size:.1f} MiB (float16)")

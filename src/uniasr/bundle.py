@@ -49,6 +49,7 @@ class DecodeError(RuntimeError):
 
 
 TEXT_FORMS = ("auto", "written", "kana")
+LN10 = float(np.log(10.0))  # ARPA log10 -> nats
 
 HotwordSpec = str | Path | Mapping[str, float] | Sequence[str | Hotword] | ContextGraph
 """Hotwords as `transcribe()` and `StreamingSession` take them (see `uniasr.hotwords`): a path, a text of
@@ -198,7 +199,23 @@ class ModelBundle:
             token_num_relax=d.token_num_relax, hotwords=hotwords, lm=self.lm, early_end=d.early_end,
             agreement_weight=d.agreement_weight, agreement_order=d.agreement_order,
             joint_pass1_weight=d.joint_pass1_weight, joint_length_bonus=d.joint_length_bonus,
+            joint_text_score=self.written_score if d.joint_written_weight > 0 and d.convert_kana else None,
         )  # fmt: skip
+
+    def written_score(self, tokens: Sequence[int]) -> float:
+        """`defaults.joint_written_weight` x `written_logprob(tokens)`: the joint choice's text score."""
+        return self.defaults.joint_written_weight * self.written_logprob(tokens)
+
+    def written_logprob(self, tokens: Sequence[int]) -> float:
+        """The converter's written LM's ln-probability of the kanji-kana conversion of `tokens` (ids, no
+        <s>/</s>; with </s>), whatever `text_form` shows; 0 without an LM."""
+        if self.converter is None:
+            self.converter = KanaKanjiConverter()
+        lm = self.converter.lm
+        if lm is None:
+            return 0.0
+        text = self.converter(self.tokens.detokenize(self.tokens.to_tokens(list(tokens))))
+        return LN10 * lm.sentence_logprob(list(text))
 
     def decode_features(
         self, feats: Sequence[Any], mode: str, opts: SearchOptions

@@ -22,8 +22,9 @@ def add_text_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_context_args(p: argparse.ArgumentParser) -> None:
-    """--hotwords/--hotword-weight, --lm/--lm-weight, --agreement-weight, --joint-weight (see uniasr.hotwords,
-    uniasr.decode.lm_fusion, uniasr.decode.context, uniasr.rescore)."""
+    """--hotwords/--hotword-weight, --lm/--lm-weight, --agreement-weight, --joint-weight,
+    --joint-written-weight (see uniasr.hotwords, uniasr.decode.lm_fusion, uniasr.decode.context,
+    uniasr.rescore)."""
     p.add_argument(
         "--hotwords", default=None, metavar="FILE",
         help="phrases to favour, one a line, optionally with a weight (FunASR format: `阿里巴巴 20`) and "
@@ -49,6 +50,11 @@ def add_context_args(p: argparse.ArgumentParser) -> None:
         help="modes normal/offline: choose among both passes' n-best by both decoders, pass 1's score "
         "weighted A in [0, 1] (default: the model's decoding.yaml; off: none)",
     )  # fmt: skip
+    p.add_argument(
+        "--joint-written-weight", type=float, default=None, metavar="W",
+        help="with --joint-weight, on a model that writes kana: add W x the written LM's log-probability "
+        "of each candidate's kanji-kana text (default: the model's decoding.yaml; 0: off)",
+    )  # fmt: skip
 
 
 def _joint_weight(text: str) -> float | str:
@@ -61,16 +67,17 @@ def _joint_weight(text: str) -> float | str:
 
 
 def apply_context_args(rec, args: argparse.Namespace):
-    """Load --lm and set --agreement-weight / --joint-weight in `rec`; -> the --hotwords graph (None
-    without)."""
+    """Load --lm and set --agreement-weight / --joint-weight / --joint-written-weight in `rec`; -> the
+    --hotwords graph (None without)."""
     from dataclasses import replace
     from pathlib import Path
 
-    weight = getattr(args, "agreement_weight", None)
-    if weight is not None:
-        if not 0 <= weight < float("inf"):
-            raise ValueError(f"--agreement-weight {weight} must be a number >= 0")
-        rec.defaults = replace(rec.defaults, agreement_weight=weight)
+    for flag in ("agreement_weight", "joint_written_weight"):
+        weight = getattr(args, flag, None)
+        if weight is not None:
+            if not 0 <= weight < float("inf"):
+                raise ValueError(f"--{flag.replace('_', '-')} {weight} must be a number >= 0")
+            rec.defaults = replace(rec.defaults, **{flag: weight})
     joint = getattr(args, "joint_weight", None)
     if joint is not None:
         rec.defaults = replace(rec.defaults, joint_pass1_weight=None if joint == "off" else joint)

@@ -5,11 +5,12 @@ decoder, teacher-forced: that pass's CIF alphas are scaled so that they sum to l
 (`uniasr.train.objective`), which gives len(y)+1 embeddings and SCAMA blocks; the decoder then scores
 [<s>] + y -> y + [</s>]. The output is the candidate with the highest
 
-    a * log p_1(y) + (1 - a) * log p_2(y) + b * len(y)
+    a * log p_1(y) + (1 - a) * log p_2(y) + b * len(y) + t(y)
 
-(`SearchOptions.joint_pass1_weight` a, `.joint_length_bonus` b; the default model's decoding.yaml sets
-them). Searches with hotwords or an LM are not rescored (`SearchOptions.rescores`): the decoders alone would
-undo their bias.
+(`SearchOptions.joint_pass1_weight` a, `.joint_length_bonus` b, `.joint_text_score` t, by default none; the
+default model's decoding.yaml sets them: t is then its written LM's weighted log-probability of y's
+kanji-kana conversion, `ModelBundle.written_score`). Searches with hotwords or an LM are not rescored
+(`SearchOptions.rescores`): the decoders alone would undo their bias.
 
 Why: pass 2 of the bundled default model alone is worse than pass 1, but their errors differ; each decoder
 scoring the other's hypotheses decides better than either search (bench/RESULTS.md). Backend-neutral: the
@@ -122,6 +123,8 @@ def joint_nbest(
             out.append([Hypothesis([SOS, EOS], 0.0)])
             continue
         joint = a * s1 + (1 - a) * s2 + opts.joint_length_bonus * np.array([len(y) for y in cands])
+        if opts.joint_text_score is not None:
+            joint = joint + np.array([opts.joint_text_score(y) for y in cands])
         order = np.argsort(-joint, kind="stable")[: opts.nbest]
         out.append([Hypothesis([SOS, *cands[i], EOS], float(joint[i])) for i in order])
     return out

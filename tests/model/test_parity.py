@@ -182,7 +182,8 @@ def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode, early_end, a
     want = DecodingDefaults(beam_size=3, token_num_relax=0, mode=mode, early_end=early_end,
                             agreement_weight=agreement, agreement_order=2 if agreement else 3,
                             joint_pass1_weight=0.5 if agreement else None,
-                            joint_length_bonus=2.5 if agreement else 0.0)  # fmt: skip
+                            joint_length_bonus=2.5 if agreement else 0.0,
+                            joint_written_weight=0.7 if agreement else 0.0)  # fmt: skip
     write_decoding(model_dir, want)
     assert read_model_dir(model_dir).decoding == want
     rec = uniasr.load(model_dir)
@@ -198,6 +199,7 @@ def test_written_decoding_yaml_reads_back(tiny_dir, tmp_path, mode, early_end, a
         ("agreement_order: 1.5", "agreement_order=1.5"),
         ("joint_pass1_weight: 2", "joint_pass1_weight=2"),
         ("joint_length_bonus: x", "joint_length_bonus='x'"),
+        ("joint_written_weight: -0.5", "joint_written_weight=-0.5"),
     ):
         text = (model_dir / "decoding.yaml").read_text(encoding="utf-8")
         (model_dir / "decoding.yaml").write_text(text + bad + "\n", encoding="utf-8")

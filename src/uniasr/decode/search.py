@@ -21,7 +21,7 @@ hypothesis's `score` is then the fused score the beam ranked it by. Without fusi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,6 +57,9 @@ class SearchOptions:
     # decoding; not with hotwords or an LM; see uniasr.rescore)
     joint_pass1_weight: float | None = None
     joint_length_bonus: float = 0.0
+    # ... plus this score of each candidate's tokens (no <s>/</s>; None: none), e.g. a written-text LM's
+    # log-probability of its kanji-kana conversion (`ModelBundle.search_options` makes it)
+    joint_text_score: Callable[[Sequence[int]], float] | None = None
 
     @property
     def rescores(self) -> bool:

@@ -149,10 +149,14 @@ def _decoding(path: Path) -> DecodingDefaults:
         raise ModelDirError(f"{f}: joint_pass1_weight={joint!r}; expected a number in [0, 1]")
     if isinstance(bonus, bool) or not isinstance(bonus, int | float) or not abs(bonus) < float("inf"):
         raise ModelDirError(f"{f}: joint_length_bonus={bonus!r}; expected a finite number")
+    written = d.get("joint_written_weight", 0.0)
+    if isinstance(written, bool) or not isinstance(written, int | float) or not 0 <= written < float("inf"):
+        raise ModelDirError(f"{f}: joint_written_weight={written!r}; expected a number >= 0")
     return DecodingDefaults(
         int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags,
         agreement_weight=float(weight), agreement_order=order,
         joint_pass1_weight=None if joint is None else float(joint), joint_length_bonus=float(bonus),
+        joint_written_weight=float(written),
     )  # fmt: skip
 
 
@@ -174,6 +178,8 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
     if decoding.joint_pass1_weight is not None:
         fields["joint_pass1_weight"] = decoding.joint_pass1_weight
         fields["joint_length_bonus"] = decoding.joint_length_bonus
+        if decoding.joint_written_weight > 0:
+            fields["joint_written_weight"] = decoding.joint_written_weight
     return write_yaml(fields, Path(model_dir) / DECODING_FILE)
 
 

@@ -230,3 +230,6 @@ class DecodingDefaults:
     # both passes' n-best rescored by both decoders (`SearchOptions.joint_*`, uniasr's keys; None: off)
     joint_pass1_weight: float | None = None
     joint_length_bonus: float = 0.0
+    # ... plus this weight x the written LM's ln-probability of each candidate's conversion (convert_kana
+    # models with a written LM; `ModelBundle.written_score`, uniasr's key)
+    joint_written_weight: float = 0.0
