@@ -147,6 +147,9 @@ def test_bundle_writes_float16_weights_that_load_and_decode(tmp_path):
     assert not (out / "decoding.yaml").exists() and read_model_dir(out).decoding.token_num_relax == 5
     bundle(TINY, out, overwrite=True, token_num_relax=0)
     assert read_model_dir(out).decoding == DecodingDefaults(token_num_relax=0)
+    bundle(TINY, out, overwrite=True, joint=(0.5, 2.5), joint_written=1.25)  # the default model's settings
+    want = DecodingDefaults(joint_pass1_weight=0.5, joint_length_bonus=2.5, joint_written_weight=1.25)
+    assert read_model_dir(out).decoding == want
     with pytest.raises(FileExistsError, match="--overwrite"):
         bundle(TINY, out)
     with pytest.raises(FileNotFoundError, match="model.pt"):
