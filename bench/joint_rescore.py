@@ -156,7 +156,7 @@ def sweep_written(rows: list[dict], weights, bonuses, lm_weights) -> None:
         print(f"a={a:g} b={b:g} lm={c:g}  written {100 * w:6.2f} %  reading {100 * t.cer:6.2f} %")
     for w, a, b, c, t in grid:
         if (a, b, c) == (0.5, 2.5, 0.0):
-            print(f"shipped (0.5, 2.5, 0): written {100 * w:6.2f} %  reading {100 * t.cer:6.2f} %")
+            print(f"no written LM (0.5, 2.5): written {100 * w:6.2f} %  reading {100 * t.cer:6.2f} %")
 
 
 if __name__ == "__main__":

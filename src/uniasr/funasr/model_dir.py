@@ -178,8 +178,8 @@ def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
     if decoding.joint_pass1_weight is not None:
         fields["joint_pass1_weight"] = decoding.joint_pass1_weight
         fields["joint_length_bonus"] = decoding.joint_length_bonus
-        if decoding.joint_written_weight > 0:
-            fields["joint_written_weight"] = decoding.joint_written_weight
+    if decoding.joint_written_weight > 0:
+        fields["joint_written_weight"] = decoding.joint_written_weight
     return write_yaml(fields, Path(model_dir) / DECODING_FILE)
 
 
