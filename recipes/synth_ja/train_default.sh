@@ -94,22 +94,21 @@ kokoro() {  # NAME VOICE SEED SPEED_RANGE: one voice's training dirs (the two ru
 }
 kokoro alpha jf_alpha 6 0.9,1.12 & kokoro gong jf_gongitsune 6 0.9,1.12 & wait
 kokoro blend jf_alpha:0.5,jf_gongitsune:0.5 7 0.85,1.15 blend_ag
-.venv/bin/python -m recipes.synth_ja.mix --out data/mix6/train --seed 6 "${KOKORO}_ortho/alpha" \
-  "${KOKORO}_ortho/gong" "${KOKORO}_ortho/blend" "$ORTHO/train:2400"
-mkdir -p data/mix6/dev && cp "$ORTHO/dev/"* data/mix6/dev/
-OMP_NUM_THREADS=1 train --init "$INIT6" --override model_conf.loss_weight_model1=0.3 --ctc-weight 0 \
-  --exp-dir "${EXP}_s6" --max-epochs "$EPOCHS6" --lr 3e-4 --warmup-steps 100 --seed 6 --save-every-steps 100 \
-  --data-dir data/mix6
+kokoro_stage() {  # N OPEN_JTALK_SOURCE INIT LR EPOCHS: the Kokoro utterances mixed with Open JTalk ones (mix seed
+  # and training seed N, data/mixN, ${EXP}_sN), both passes trained (pass 2 weighted 0.7), Open JTalk dev set
+  .venv/bin/python -m recipes.synth_ja.mix --out "data/mix$1/train" --seed "$1" "${KOKORO}_ortho/alpha" \
+    "${KOKORO}_ortho/gong" "${KOKORO}_ortho/blend" "$2"
+  mkdir -p "data/mix$1/dev" && cp "$ORTHO/dev/"* "data/mix$1/dev/"
+  OMP_NUM_THREADS=1 train --init "$3" --override model_conf.loss_weight_model1=0.3 --ctc-weight 0 \
+    --exp-dir "${EXP}_s$1" --max-epochs "$5" --lr "$4" --warmup-steps 100 --seed "$1" --save-every-steps 100 \
+    --data-dir "data/mix$1"
+}
+kokoro_stage 6 "$ORTHO/train:2400" "$INIT6" 3e-4 "$EPOCHS6"
 
 # Stage 7 (STAGE7=1; not bundled): stage 6 saw only 2,400 of the 10,000 Open JTalk utterances; the same Kokoro
 # utterances with all of them, at a lower peak learning rate. Better on Open JTalk voices, worse on the unseen one.
 if [ "${STAGE7:-0}" = 1 ]; then
-.venv/bin/python -m recipes.synth_ja.mix --out data/mix7/train --seed 7 "${KOKORO}_ortho/alpha" \
-  "${KOKORO}_ortho/gong" "${KOKORO}_ortho/blend" "$ORTHO/train"
-mkdir -p data/mix7/dev && cp "$ORTHO/dev/"* data/mix7/dev/
-OMP_NUM_THREADS=1 train --init "${EXP}_s6/model" --override model_conf.loss_weight_model1=0.3 --ctc-weight 0 \
-  --exp-dir "${EXP}_s7" --max-epochs "$EPOCHS7" --lr 2e-4 --warmup-steps 100 --seed 7 --save-every-steps 100 \
-  --data-dir data/mix7
+  kokoro_stage 7 "$ORTHO/train" "${EXP}_s6/model" 2e-4 "$EPOCHS7"
 fi
 
 # decoding.yaml (each setting chosen on dev, see the model card): at most int(sum of CIF weights) search steps,

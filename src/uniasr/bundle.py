@@ -108,8 +108,6 @@ class ModelBundle:
         convert = self._text_form == "written" or (self._text_form == "auto" and self.defaults.convert_kana)
         if not convert:
             return kana
-        if self.converter is None:
-            self.converter = KanaKanjiConverter()
         words: UserWords = ()
         if context is not None:
             cached = self._written.get(context)
@@ -118,7 +116,7 @@ class ModelBundle:
                     self._written.clear()
                 cached = self._written[context] = written_forms(context, self.tokens.tokens)
             words = cached
-        return self.converter(kana, words)
+        return self._kana_converter()(kana, words)
 
     # --- contextual decoding ------------------------------------------------------------------------------
 
@@ -209,13 +207,18 @@ class ModelBundle:
     def written_logprob(self, tokens: Sequence[int]) -> float:
         """The converter's written LM's ln-probability of the kanji-kana conversion of `tokens` (ids, no
         <s>/</s>; with </s>), whatever `text_form` shows; 0 without an LM."""
-        if self.converter is None:
-            self.converter = KanaKanjiConverter()
-        lm = self.converter.lm
+        converter = self._kana_converter()
+        lm = converter.lm
         if lm is None:
             return 0.0
-        text = self.converter(self.tokens.detokenize(self.tokens.to_tokens(list(tokens))))
+        text = converter(self.tokens.detokenize(self.tokens.to_tokens(list(tokens))))
         return LN10 * lm.sentence_logprob(list(text))
+
+    def _kana_converter(self) -> KanaKanjiConverter:
+        """`converter`, made (the dictionary alone) at its first use when none was given."""
+        if self.converter is None:
+            self.converter = KanaKanjiConverter()
+        return self.converter
 
     def decode_features(
         self, feats: Sequence[Any], mode: str, opts: SearchOptions

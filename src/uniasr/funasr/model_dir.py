@@ -137,9 +137,8 @@ def _decoding(path: Path) -> DecodingDefaults:
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise ModelDirError(f"{f}: {key}={value!r}; expected true or false")
-    weight, order = d.get("agreement_weight", 0.0), d.get("agreement_order", 3)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
-        raise ModelDirError(f"{f}: agreement_weight={weight!r}; expected a number >= 0")
+    weight, written = (_weight(f, d, key) for key in ("agreement_weight", "joint_written_weight"))
+    order = d.get("agreement_order", 3)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ModelDirError(f"{f}: agreement_order={order!r}; expected an integer >= 1")
     joint, bonus = d.get("joint_pass1_weight"), d.get("joint_length_bonus", 0.0)
@@ -149,15 +148,20 @@ def _decoding(path: Path) -> DecodingDefaults:
         raise ModelDirError(f"{f}: joint_pass1_weight={joint!r}; expected a number in [0, 1]")
     if isinstance(bonus, bool) or not isinstance(bonus, int | float) or not abs(bonus) < float("inf"):
         raise ModelDirError(f"{f}: joint_length_bonus={bonus!r}; expected a finite number")
-    written = d.get("joint_written_weight", 0.0)
-    if isinstance(written, bool) or not isinstance(written, int | float) or not 0 <= written < float("inf"):
-        raise ModelDirError(f"{f}: joint_written_weight={written!r}; expected a number >= 0")
     return DecodingDefaults(
         int(d.get("beam_size", 5)), int(d.get("token_num_relax", 5)), mode, **flags,
-        agreement_weight=float(weight), agreement_order=order,
+        agreement_weight=weight, agreement_order=order,
         joint_pass1_weight=None if joint is None else float(joint), joint_length_bonus=float(bonus),
-        joint_written_weight=float(written),
+        joint_written_weight=written,
     )  # fmt: skip
+
+
+def _weight(f: Path, d: dict[str, Any], key: str) -> float:
+    """decoding.yaml's `key`: a number >= 0 (default 0)."""
+    value = d.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ModelDirError(f"{f}: {key}={value!r}; expected a number >= 0")
+    return float(value)
 
 
 def write_decoding(model_dir: str | Path, decoding: DecodingDefaults) -> Path:
