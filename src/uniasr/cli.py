@@ -116,7 +116,8 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vad",
         default="auto",
-        help="VAD for long inputs: auto (silero at 8/16 kHz, else energy), silero, energy, fsmn:<dir>",
+        help="VAD for long inputs: auto (silero+level at 8/16 kHz, else energy), silero, silero+level "
+        "(silero, plus audio well above the recording's quiet floor), energy, fsmn:<dir>",
     )
     p.add_argument(
         "--no-vad",

@@ -53,7 +53,9 @@ LEVEL_FRAME_MS = 10  # frame of the loudness curve that places splits
 class LongformOptions:
     """When and how long inputs are segmented. Times in seconds.
 
-    vad: ``"auto"`` (Silero at 8 and 16 kHz, whose weights ship with uniasr, else the energy VAD),
+    vad: ``"auto"`` (at 8 and 16 kHz Silero, whose weights ship with uniasr, plus what is clearly louder than
+        the recording's quiet floor: Silero misses some reverberant or noisy sentences, chosen on a long
+        recording of the dev sentences, README; else the energy VAD),
         any :func:`uniasr.vad.load_vad` spec (``"silero"``, ``"energy"``, ``"fsmn:<dir>"``), a detector
         object, or None / "none" (no speech detection: an input of up to ``max_whole_s`` is decoded whole,
         as short inputs are; a longer one is never loaded whole but cut, all of it, into pieces of at most
@@ -139,8 +141,9 @@ def resolve_vad(vad: VadSpec, sample_rate: int) -> VoiceActivityDetector | None:
 
 @functools.lru_cache(maxsize=4)  # decide (and warn) once per process
 def _auto_vad_spec(sample_rate: int) -> str:
-    """Silero (its weights ship with uniasr) at the rates it has; the energy VAD elsewhere."""
-    return f"silero:{sample_rate}" if sample_rate in (8000, 16000) else "energy"
+    """Silero (its weights ship with uniasr) with the level rescue at the rates it has; the energy VAD
+    elsewhere."""
+    return f"silero:{sample_rate}+level" if sample_rate in (8000, 16000) else "energy"
 
 
 class WholeInput:

@@ -1,4 +1,5 @@
-"""Training-time augmentation: speed perturbation, dither, SpecAugment on LFR features (spec §5).
+"""Training-time augmentation: speed perturbation, edge silence, dither, SpecAugment on LFR features (spec
+§5).
 
 Every random choice comes from `example_rng(seed, epoch, key)`, so an utterance gets the same augmentation
 in a given epoch whichever DataLoader worker, rank or resumed run computes it.
@@ -22,6 +23,10 @@ class AugmentConfig:
     to the waveform in 16-bit sample units (Kaldi's dither, 0 = off); SpecAugment (FunASR `SpecAugLFR`):
     `num_freq_masks` bands of width in [freq_mask_width) mel bins, the same bins masked in every stacked
     sub-frame, and `num_time_masks` spans of width in [time_mask_width) LFR frames; masked values become 0.
+    edge_silence_s: at most this much quiet noise is added before and after each utterance (0 = off): a
+    length drawn in [0, edge_silence_s) for each side, at a level drawn in `edge_level_db` (dBFS RMS). A
+    model trained only on tightly cut clips loses words when a VAD segment or a user's recording has more
+    silence around the speech.
     """
 
     speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
@@ -31,12 +36,18 @@ class AugmentConfig:
     num_freq_masks: int = 1
     time_mask_width: tuple[int, int] = (0, 12)
     num_time_masks: int = 1
+    edge_silence_s: float = 0.0
+    edge_level_db: tuple[float, float] = (-90.0, -50.0)
 
     def __post_init__(self) -> None:
         if any(not 0.5 <= f <= 2.0 for f in self.speed_factors):
             raise ValueError(f"speed factors {self.speed_factors} must lie in 0.5..2.0")
         if self.dither < 0:
             raise ValueError(f"dither={self.dither} must be >= 0")
+        if not self.edge_silence_s >= 0:
+            raise ValueError(f"edge_silence_s={self.edge_silence_s} must be >= 0")
+        if not self.edge_level_db[0] <= self.edge_level_db[1] <= 0:
+            raise ValueError(f"edge_level_db={self.edge_level_db}: need low <= high <= 0 dBFS")
         for name in ("freq_mask_width", "time_mask_width"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
@@ -56,6 +67,23 @@ def speed_perturb(samples: np.ndarray, factor: float, sample_rate: int) -> np.nd
     if factor == 1.0:
         return samples
     return resample(samples, int(round(sample_rate * factor)), sample_rate)
+
+
+def add_edge_silence(
+    samples: np.ndarray,
+    max_s: float,
+    level_db: tuple[float, float],
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """[N] -> [a + N + b]: Gaussian noise of a level drawn in `level_db` (dBFS RMS) before and after, a and b
+    drawn in [0, max_s * sample_rate)."""
+    if max_s <= 0:
+        return samples
+    before, after = (int(rng.uniform(0.0, max_s) * sample_rate) for _ in range(2))
+    scale = np.float32(10.0 ** (rng.uniform(*level_db) / 20.0))
+    noise = rng.standard_normal(before + after).astype(np.float32) * scale
+    return np.concatenate([noise[:before], samples.astype(np.float32), noise[before:]])
 
 
 def add_dither(samples: np.ndarray, dither: float, rng: np.random.Generator) -> np.ndarray:

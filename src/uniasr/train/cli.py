@@ -106,6 +106,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("augmentation and monitoring")
     g.add_argument("--no-speed-perturb", action="store_true", help="no 0.9/1.0/1.1 speed perturbation")
     g.add_argument("--no-specaug", action="store_true", help="no SpecAugment")
+    g.add_argument(
+        "--edge-silence",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="add up to S s of quiet noise (-90..-50 dBFS) before and after each utterance (0 = off)",
+    )
     g.add_argument("--dither", type=float, default=1.0, help="waveform dither (16-bit units; 0 = off)")
     g.add_argument("--log-every", type=int, default=50, help="log and write metrics every N updates")
     g.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard scalars")
@@ -148,6 +155,7 @@ def train_config_from_args(args: argparse.Namespace):
     augment = AugmentConfig(
         speed_factors=() if args.no_speed_perturb else (0.9, 1.0, 1.1),
         dither=args.dither,
+        edge_silence_s=args.edge_silence,
         specaug=not args.no_specaug,
         **spec,
     )

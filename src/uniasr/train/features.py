@@ -23,6 +23,7 @@ from uniasr.train.augment import (
     NO_AUGMENT,
     AugmentConfig,
     add_dither,
+    add_edge_silence,
     example_rng,
     spec_augment_lfr,
     speed_perturb,
@@ -37,9 +38,9 @@ NPZ_CACHE = 4
 class FeatureMaker:
     """Utterance + epoch -> features [T, feature_dim] float32 (what the encoder is trained on).
 
-    Audio goes: load (16 kHz mono) -> speed perturbation -> dither -> fbank; stored fbank (feature shards)
-    skips the waveform steps. Then LFR -> CMVN (if any) -> SpecAugment. With `NO_AUGMENT` the result equals
-    `Frontend(cfg, cmvn)(load_audio(path))`.
+    Audio goes: load (16 kHz mono) -> speed perturbation -> edge silence -> dither -> fbank; stored fbank
+    (feature shards) skips the waveform steps. Then LFR -> CMVN (if any) -> SpecAugment. With `NO_AUGMENT`
+    the result equals `Frontend(cfg, cmvn)(load_audio(path))`.
     """
 
     def __init__(
@@ -71,12 +72,10 @@ class FeatureMaker:
     def fbank(self, utt: Utterance, rng: np.random.Generator | None) -> np.ndarray:
         """[n, n_mels] fbank of the utterance (speed-perturbed and dithered when `rng` is given)."""
         if utt.fbank is not None:
-            if (
-                rng is not None
-                and not self._warned
-                and (self.augment.dither or set(self.augment.speed_factors) - {1.0})
-            ):
-                log.warning("stored fbank features: speed perturbation and dither do not apply")
+            a = self.augment
+            waveform_steps = a.dither or a.edge_silence_s or set(a.speed_factors) - {1.0}
+            if rng is not None and not self._warned and waveform_steps:
+                log.warning("stored fbank features: speed perturbation, edge silence and dither do not apply")
                 self._warned = True
             return self._stored_fbank(utt, utt.fbank)
         if utt.audio is None:
@@ -86,7 +85,9 @@ class FeatureMaker:
             factor = float(rng.choice(self.augment.speed_factors))
             samples = speed_perturb(samples, factor, self.cfg.sample_rate)
         if rng is not None:
-            samples = add_dither(samples, self.augment.dither, rng)
+            a = self.augment
+            samples = add_edge_silence(samples, a.edge_silence_s, a.edge_level_db, self.cfg.sample_rate, rng)
+            samples = add_dither(samples, a.dither, rng)
         return compute_fbank(samples, self.cfg)
 
     def lfr(self, utt: Utterance, rng: np.random.Generator | None = None) -> np.ndarray:

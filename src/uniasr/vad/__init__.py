@@ -1,7 +1,9 @@
 """Voice activity detection behind one small interface.
 
 Backends: Silero (default, ``load_vad("silero")``), FunASR-compatible FSMN-VAD (``load_vad("fsmn:<dir>")``)
-and a model-free energy detector (``load_vad("energy")``). Every backend offers ``detect(samples)`` for a
+and a model-free energy detector (``load_vad("energy")``); ``load_vad("silero+level")`` wraps Silero in
+:class:`~uniasr.vad.level_rescue.LevelRescueVad` (what Silero misses but is clearly louder than the quiet
+floor is kept too; the long-form default). Every backend offers ``detect(samples)`` for a
 whole clip and a streaming API whose state is explicit data (``new_stream`` / ``accept`` / ``finish``).
 Offline post-processing is :func:`apply_segment_rules` with a frozen :class:`SegmentRules`.
 
@@ -26,6 +28,7 @@ from uniasr.vad.segments import SegmentRules, apply_segment_rules, frame_energy_
 if TYPE_CHECKING:
     from uniasr.vad.energy import EnergyVad
     from uniasr.vad.fsmn import FsmnVad, FsmnVadOptions
+    from uniasr.vad.level_rescue import LevelRescueVad
     from uniasr.vad.silero import SileroVad
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "FsmnVad",
     "FsmnVadOptions",
     "HysteresisOptions",
+    "LevelRescueVad",
     "SegmentRules",
     "SileroVad",
     "SpeechSegment",
@@ -49,6 +53,7 @@ _LAZY = {
     "EnergyVad": "uniasr.vad.energy",
     "FsmnVad": "uniasr.vad.fsmn",
     "FsmnVadOptions": "uniasr.vad.fsmn",
+    "LevelRescueVad": "uniasr.vad.level_rescue",
     "SileroVad": "uniasr.vad.silero",
 }
 

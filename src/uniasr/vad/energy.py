@@ -9,7 +9,7 @@ import numpy as np
 
 from uniasr.vad.framewise import FrameVad
 from uniasr.vad.hysteresis import HysteresisOptions
-from uniasr.vad.segments import SegmentRules
+from uniasr.vad.segments import SegmentRules, frames_level_db
 
 __all__ = ["EnergyVad"]
 
@@ -40,6 +40,4 @@ class EnergyVad(FrameVad):
         return None
 
     def score_frames(self, model_state: None, frames: np.ndarray) -> tuple[np.ndarray, None]:
-        power = np.mean(np.square(frames.astype(np.float64)), axis=1) if len(frames) else np.zeros(0)
-        level_db = 10.0 * np.log10(power + 1e-10)
-        return (level_db >= self.threshold_db).astype(np.float32), None
+        return (frames_level_db(frames) >= self.threshold_db).astype(np.float32), None

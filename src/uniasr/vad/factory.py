@@ -8,7 +8,10 @@ from uniasr.vad.base import VoiceActivityDetector
 
 __all__ = ["load_vad"]
 
-_FORMS = "'silero', 'silero:8000', 'energy', 'fsmn:<model dir>' or the path of a FunASR fsmn-vad model dir"
+_FORMS = (
+    "'silero', 'silero:8000', 'energy', 'fsmn:<model dir>' or the path of a FunASR fsmn-vad model dir; "
+    "'silero+level' (or 'silero:8000+level') adds the level rescue"
+)
 
 
 def load_vad(name_or_dir: str = "silero") -> VoiceActivityDetector:
@@ -17,10 +20,19 @@ def load_vad(name_or_dir: str = "silero") -> VoiceActivityDetector:
     Args:
         name_or_dir: ``"silero"`` (default, 16 kHz; ``"silero:8000"`` for 8 kHz), ``"energy"``,
             ``"fsmn:<dir>"``, or a directory holding a FunASR fsmn-vad model (``config.yaml``,
-            ``model.pt``, ``am.mvn``).
+            ``model.pt``, ``am.mvn``). ``"silero+level"`` (``"silero:8000+level"``): Silero, plus what is
+            clearly louder than the recording's quiet floor
+            (:class:`~uniasr.vad.level_rescue.LevelRescueVad`).
     """
     spec = str(name_or_dir).strip()
     lowered = spec.lower()
+    if lowered.endswith("+level") and lowered.startswith("silero"):
+        from uniasr.vad.level_rescue import LevelRescueVad
+        from uniasr.vad.silero import SileroVad
+
+        inner = load_vad(spec[: -len("+level")])
+        assert isinstance(inner, SileroVad)
+        return LevelRescueVad(inner)
     if lowered == "silero" or lowered.startswith("silero:"):
         from uniasr.vad.silero import SileroVad
 

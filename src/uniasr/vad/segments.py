@@ -92,7 +92,12 @@ def frame_energy_db(samples: np.ndarray, sample_rate: int, frame_ms: int = 10) -
     num_frames = math.ceil(len(x) / frame)
     padded = np.zeros(num_frames * frame)
     padded[: len(x)] = x
-    power = np.mean(padded.reshape(num_frames, frame) ** 2, axis=1)
+    return frames_level_db(padded.reshape(num_frames, frame))
+
+
+def frames_level_db(frames: np.ndarray) -> np.ndarray:
+    """frames [F, S] -> [F] mean-square level of each frame in dB (full scale = 0 dB)."""
+    power = np.mean(np.square(frames.astype(np.float64)), axis=1) if len(frames) else np.zeros(0)
     return 10.0 * np.log10(power + 1e-10)
 
 
