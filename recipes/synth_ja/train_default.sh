@@ -114,10 +114,11 @@ fi
 
 # Stage 8 (STAGE8=1; session 15, not bundled): stage 6's recipe on a fresh draw of 2,400 Open JTalk utterances
 # with up to 1 s of quiet noise before and after each utterance (--edge-silence), so extra silence around the
-# speech (VAD segments, users' recordings) costs less. Better on the held-out and unseen voices, mixed on dev.
+# speech (VAD segments, users' recordings) costs less; stage 9 continues it on another draw (mix seed 9).
 if [ "${STAGE8:-0}" = 1 ]; then
   EDGE=(--edge-silence 1.0)
   kokoro_stage 8 "$ORTHO/train:2400" "${EXP}_s6/model" 2e-4 2
+  kokoro_stage 9 "$ORTHO/train:2400" "${EXP}_s8/model" 1.5e-4 2  # stage 9: the next bundle's candidate
 fi
 
 # decoding.yaml (each setting chosen on dev, see the model card): at most int(sum of CIF weights) search steps,
