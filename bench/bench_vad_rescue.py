@@ -23,8 +23,8 @@ def main() -> None:
     a = p.parse_args()
     audio, rate = sf.read(a.wav, dtype="float32")
     best = {}
-    for spec in ("silero", "silero+level"):
-        vad = load_vad(f"{spec.split('+')[0]}:{rate}" + ("+level" if "+" in spec else ""))
+    for spec, suffix in (("silero", ""), ("silero+level", "+level")):
+        vad = load_vad(f"silero:{rate}{suffix}")
         times = []
         for _ in range(a.repeats):
             t0 = time.perf_counter()

@@ -54,8 +54,8 @@ class LongformOptions:
     """When and how long inputs are segmented. Times in seconds.
 
     vad: ``"auto"`` (at 8 and 16 kHz Silero, whose weights ship with uniasr, plus what is clearly louder than
-        the recording's quiet floor: Silero misses some reverberant or noisy sentences, chosen on a long
-        recording of the dev sentences, README; else the energy VAD),
+        the recording's quiet floor: Silero misses some reverberant or noisy sentences; chosen on a long
+        recording of the dev sentences, see the default model's card; else the energy VAD),
         any :func:`uniasr.vad.load_vad` spec (``"silero"``, ``"energy"``, ``"fsmn:<dir>"``), a detector
         object, or None / "none" (no speech detection: an input of up to ``max_whole_s`` is decoded whole,
         as short inputs are; a longer one is never loaded whole but cut, all of it, into pieces of at most

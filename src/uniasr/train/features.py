@@ -71,8 +71,8 @@ class FeatureMaker:
 
     def fbank(self, utt: Utterance, rng: np.random.Generator | None) -> np.ndarray:
         """[n, n_mels] fbank of the utterance (speed-perturbed and dithered when `rng` is given)."""
+        a = self.augment
         if utt.fbank is not None:
-            a = self.augment
             waveform_steps = a.dither or a.edge_silence_s or set(a.speed_factors) - {1.0}
             if rng is not None and not self._warned and waveform_steps:
                 log.warning("stored fbank features: speed perturbation, edge silence and dither do not apply")
@@ -81,11 +81,10 @@ class FeatureMaker:
         if utt.audio is None:
             raise AudioError(f"{utt.key}: has neither audio nor fbank")
         samples = load_audio(utt.audio, self.cfg.sample_rate, name=utt.key)
-        if rng is not None and self.augment.speed_factors:
-            factor = float(rng.choice(self.augment.speed_factors))
+        if rng is not None and a.speed_factors:
+            factor = float(rng.choice(a.speed_factors))
             samples = speed_perturb(samples, factor, self.cfg.sample_rate)
         if rng is not None:
-            a = self.augment
             samples = add_edge_silence(samples, a.edge_silence_s, a.edge_level_db, self.cfg.sample_rate, rng)
             samples = add_dither(samples, a.dither, rng)
         return compute_fbank(samples, self.cfg)
